@@ -1,0 +1,1 @@
+"""The consumer function: fetches an SQS batch of descriptors, validates, delivers to Firehose."""

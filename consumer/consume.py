@@ -1,0 +1,199 @@
+"""One SQS batch: parse, fetch, validate, deliver, quarantine, and say what to retry.
+
+Every message ends in exactly one place: delivered to Firehose (deleted by SQS),
+quarantined (deleted, never retried), or named in ``batchItemFailures`` (redelivered by
+SQS, and dead-lettered after the queue's receive limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumer.deliver import RecordTooLargeError, deliver
+from consumer.fetch import Fetched, FetchPolicy, Outcome, fetch_all
+from consumer.validate import to_record
+from fanout_core import aws
+from fanout_core.descriptor import RequestDescriptor
+from fanout_core.errors import FanoutError, InvalidDescriptorError, TerminalError, TransientError
+from fanout_core.quarantine import QuarantineEntry, excerpt, write_quarantine
+from fanout_core.settings import ConsumerSettings
+
+log = logging.getLogger(__name__)
+
+#: Time kept back from fetching for validation, delivery and the quarantine write.
+RESERVE_SECONDS = 3.0
+
+
+@dataclass
+class BatchResult:
+    """What became of one batch.
+
+    Attributes:
+        retry_message_ids: Messages to report in ``batchItemFailures``.
+        delivered: Descriptor ids whose record Firehose accepted.
+        quarantined: Reason by descriptor id (or message id when unreadable).
+        retried: Descriptor ids that needed more than one fetch attempt.
+        fetched: How many descriptors got a complete 200 answer.
+        valid: How many of those passed the record contract.
+        quarantine_key: The quarantine object written, if any.
+    """
+
+    retry_message_ids: list[str] = field(default_factory=list)
+    delivered: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    retried: list[str] = field(default_factory=list)
+    fetched: int = 0
+    valid: int = 0
+    quarantine_key: str | None = None
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """Lambda's partial batch response."""
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in self.retry_message_ids]}
+
+    def counts(self) -> dict[str, int]:
+        """Sizes, for logs and summaries."""
+        return {
+            "fetched": self.fetched,
+            "valid": self.valid,
+            "delivered": len(self.delivered),
+            "quarantined": len(self.quarantined),
+            "retry": len(self.retry_message_ids),
+            "retried_fetches": len(self.retried),
+        }
+
+
+@dataclass
+class _Messages:
+    """An SQS batch read into descriptors; unreadable messages already quarantined."""
+
+    descriptors: dict[str, RequestDescriptor] = field(default_factory=dict)
+    message_ids: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: dict[str, QuarantineEntry] = field(default_factory=dict)
+
+
+def read_messages(records: Sequence[Mapping[str, Any]]) -> _Messages:
+    """Parse each record's body as a descriptor; the same descriptor twice is fetched once."""
+    batch = _Messages()
+    for record in records:
+        message_id = str(record.get("messageId"))
+        try:
+            descriptor = RequestDescriptor.from_json(record.get("body") or "")
+        except InvalidDescriptorError as exc:
+            batch.unreadable[message_id] = QuarantineEntry(
+                reason=exc.reason,
+                detail=exc.detail,
+                descriptor=excerpt(record.get("body")),
+                source=f"sqs:{message_id}",
+            )
+            continue
+        batch.message_ids.setdefault(descriptor.id, []).append(message_id)
+        batch.descriptors[descriptor.id] = descriptor
+    return batch
+
+
+def consume_batch(
+    records: Sequence[Mapping[str, Any]],
+    settings: ConsumerSettings,
+    *,
+    invocation_id: str,
+    remaining_seconds: Callable[[], float] = lambda: 900.0,
+    firehose: Any = None,
+    s3: Any = None,
+) -> BatchResult:
+    """Process the ``Records`` of one SQS event.
+
+    Args:
+        records: SQS records (``messageId``, ``body``...), as Lambda delivers them.
+        settings: The consumer's settings.
+        invocation_id: Names the quarantine object (the Lambda request id).
+        remaining_seconds: Seconds until the function times out.
+        firehose: A Firehose client; by default the shared one.
+        s3: An S3 client for quarantine; by default the shared one.
+    """
+    result = BatchResult()
+    batch = read_messages(records)
+    outcomes = asyncio.run(
+        fetch_all(
+            batch.descriptors.values(),
+            api_base_url=settings.api_base_url,
+            policy=FetchPolicy(
+                concurrency=settings.concurrency,
+                connect_timeout=settings.connect_timeout,
+                request_timeout=settings.request_timeout,
+                max_body_bytes=settings.max_body_bytes,
+            ),
+            seconds_left=lambda: remaining_seconds() - RESERVE_SECONDS,
+        )
+    )
+    lines, terminal, transient = _sort_outcomes(outcomes, result)
+
+    report = deliver(
+        lines, stream=settings.delivery_stream, firehose=firehose, seconds_left=remaining_seconds
+    )
+    result.delivered = report.delivered
+    for descriptor_id, size in report.too_large.items():
+        terminal[descriptor_id] = RecordTooLargeError(
+            f"record of {size} bytes exceeds Firehose's 1,000 KiB record limit"
+        )
+    for descriptor_id, refusal in report.failed.items():
+        transient[descriptor_id] = TransientError(f"Firehose refused the record: {refusal}")
+
+    quarantine = dict(batch.unreadable)
+    for descriptor_id, exc in terminal.items():
+        quarantine[descriptor_id] = QuarantineEntry(
+            reason=exc.reason,
+            detail=exc.detail,
+            descriptor_id=descriptor_id,
+            descriptor=batch.descriptors[descriptor_id].as_dict(),
+            status=exc.status,
+            excerpt=exc.excerpt,
+            source=",".join(f"sqs:{m}" for m in batch.message_ids[descriptor_id]),
+        )
+    try:
+        result.quarantine_key = write_quarantine(
+            quarantine.values(),
+            bucket=settings.bucket,
+            prefix=settings.quarantine_prefix,
+            stage="consumer",
+            name=invocation_id,
+            s3=s3 or aws.client("s3"),
+        )
+        result.quarantined = {key: entry.reason for key, entry in quarantine.items()}
+    except Exception:
+        # Without its quarantine entry a terminal failure would vanish: retry it instead.
+        log.exception("quarantine write failed; reporting its messages for retry")
+        for key in quarantine:
+            result.retry_message_ids.extend(batch.message_ids.get(key, [key]))
+
+    for descriptor_id, error in transient.items():
+        log.info("will retry", extra={"descriptor_id": descriptor_id, "reason": str(error)[:300]})
+        result.retry_message_ids.extend(batch.message_ids[descriptor_id])
+    return result
+
+
+def _sort_outcomes(
+    outcomes: Mapping[str, Outcome], result: BatchResult
+) -> tuple[list[tuple[str, bytes]], dict[str, TerminalError], dict[str, FanoutError]]:
+    """Validate what was fetched; split into records to deliver, terminal and transient."""
+    lines: list[tuple[str, bytes]] = []
+    terminal: dict[str, TerminalError] = {}
+    transient: dict[str, FanoutError] = {}
+    for descriptor_id, outcome in outcomes.items():
+        if isinstance(outcome, Fetched):
+            result.fetched += 1
+            if outcome.attempts > 1:
+                result.retried.append(descriptor_id)
+            try:
+                lines.append((descriptor_id, to_record(outcome.descriptor, outcome.body)))
+            except TerminalError as exc:
+                terminal[descriptor_id] = exc
+        elif isinstance(outcome, TerminalError):
+            terminal[descriptor_id] = outcome
+        else:
+            transient[descriptor_id] = outcome
+    result.valid = len(lines)
+    return lines, terminal, transient

@@ -1,0 +1,152 @@
+"""Send records to Firehose with PutRecordBatch, retrying only what failed.
+
+Firehose's limits: at most 500 records and 4 MiB per call, 1,000 KiB per record.
+A record over the per-record limit can never be delivered and is reported as terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fanout_core import aws
+from fanout_core.errors import TerminalError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_RECORDS = 500
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_RECORD_BYTES = 1000 * 1024
+
+
+class RecordTooLargeError(TerminalError):
+    """A record larger than Firehose's 1,000 KiB per-record limit."""
+
+    reason = "record_too_large"
+
+
+@dataclass
+class DeliveryReport:
+    """Which records made it, by the caller's key.
+
+    Attributes:
+        delivered: Keys of records Firehose accepted.
+        failed: Keys of records still refused after the last attempt, with the error.
+        too_large: Keys of records over the per-record limit (never sent).
+        retried: How many record sends were retries.
+    """
+
+    delivered: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    too_large: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+
+
+def chunks(records: Sequence[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
+    """Split into calls of at most 500 records and 4 MiB."""
+    batches: list[list[tuple[str, bytes]]] = []
+    current: list[tuple[str, bytes]] = []
+    size = 0
+    for key, data in records:
+        if current and (len(current) == MAX_BATCH_RECORDS or size + len(data) > MAX_BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append((key, data))
+        size += len(data)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def deliver(
+    records: Sequence[tuple[str, bytes]],
+    *,
+    stream: str,
+    firehose: Any = None,
+    attempts: int = 4,
+    backoff_base: float = 0.1,
+    seconds_left: Callable[[], float] = lambda: float("inf"),
+) -> DeliveryReport:
+    """Put ``(key, data)`` records into ``stream``; retry failed entries with backoff.
+
+    Args:
+        records: Caller's key (a descriptor id) and the record bytes (newline included).
+        stream: The delivery stream name.
+        firehose: A Firehose client; by default the shared one.
+        attempts: Tries per record, counting the first.
+        backoff_base: First backoff ceiling in seconds (full jitter, doubling).
+        seconds_left: Seconds the caller can still wait; no retry sleeps past it.
+    """
+    firehose = firehose or aws.client("firehose")
+    report = DeliveryReport()
+    sendable = []
+    for key, data in records:
+        if len(data) > MAX_RECORD_BYTES:
+            report.too_large[key] = len(data)
+        else:
+            sendable.append((key, data))
+    for batch in chunks(sendable):
+        _deliver_batch(
+            firehose,
+            stream,
+            batch,
+            report,
+            attempts=attempts,
+            backoff_base=backoff_base,
+            seconds_left=seconds_left,
+        )
+    return report
+
+
+def _deliver_batch(
+    firehose: Any,
+    stream: str,
+    batch: list[tuple[str, bytes]],
+    report: DeliveryReport,
+    *,
+    attempts: int,
+    backoff_base: float,
+    seconds_left: Callable[[], float],
+) -> None:
+    pending = batch
+    errors: dict[str, str] = {}
+    for attempt in range(attempts):
+        if attempt:
+            report.retried += len(pending)
+            delay = random.uniform(0, backoff_base * 2**attempt)  # noqa: S311 (jitter)
+            if delay > seconds_left():
+                break
+            time.sleep(delay)
+        try:
+            response = firehose.put_record_batch(
+                DeliveryStreamName=stream, Records=[{"Data": data} for _, data in pending]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("PutRecordBatch failed as a whole: %s", exc, extra={"attempt": attempt})
+            errors = {key: f"PutRecordBatch: {exc}" for key, _ in pending}
+            continue
+        if not response.get("FailedPutCount"):
+            report.delivered.extend(key for key, _ in pending)
+            return
+        still: list[tuple[str, bytes]] = []
+        errors = {}
+        for (key, data), result in zip(pending, response["RequestResponses"], strict=True):
+            if "ErrorCode" in result:
+                still.append((key, data))
+                errors[key] = f"{result['ErrorCode']}: {result.get('ErrorMessage', '')}"
+            else:
+                report.delivered.append(key)
+        log.warning(
+            "retrying %d of %d records Firehose refused",
+            len(still),
+            len(pending),
+            extra={"attempt": attempt},
+        )
+        pending = still
+    report.failed.update({key: errors.get(key, "not attempted") for key, _ in pending})
