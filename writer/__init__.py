@@ -1,0 +1,1 @@
+"""The writer function: converts what Firehose delivers into parquet on S3."""
