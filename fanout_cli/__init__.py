@@ -1,0 +1,1 @@
+"""Operating fanout from the command line: reconciliation and, later, the `fanout` command."""

@@ -1,0 +1,267 @@
+"""``make run``: the whole pipeline, end to end, on this machine, then an account of it.
+
+    python -m localstack.run [--devices 100] [--values 1000] [--windows 1] [--seed 7]
+
+Starts the emulator and the sample API, applies ``infra/``, fires the producer's schedule
+as EventBridge would (or, with ``--windows N`` above 1, sends it a backfill of the last N
+windows), lets the pipeline drain, then reconciles every descriptor: written to parquet,
+quarantined, or dead-lettered. Prints a summary, writes it to ``build/last-run.json``,
+copies the parquet files to ``build/output/`` and exits non-zero if any descriptor is
+unaccounted for or any row is duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fanout_cli.reconcile import (
+    Reconciliation,
+    dead_letters,
+    descriptor_id_of_message,
+    parquet_inventory,
+    quarantine_entries,
+    reconcile,
+)
+from fanout_core.descriptor import RequestDescriptor, format_instant
+from fanout_core.settings import parse_duration
+from localstack.sample_api import device_ids
+from localstack.stack import Stack, StackConfig, local_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``make run`` asks for."""
+
+    devices: int = 100
+    values: int = 1000
+    windows: int = 1
+    seed: int = 7
+    timeout: float = 900.0
+
+
+def _aligned_end(at: datetime, window_seconds: int) -> datetime:
+    epoch = int(at.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % window_seconds, UTC)
+
+
+def expected_descriptors(
+    devices: int, end: datetime, window_seconds: int, windows: int
+) -> list[str]:
+    """The ids the producer must enqueue: every device, ``windows`` windows before ``end``."""
+    step = timedelta(seconds=window_seconds)
+    return [
+        RequestDescriptor(device, end - step * (k + 1), end - step * k).id
+        for device in device_ids(devices)
+        for k in range(windows)
+    ]
+
+
+def trigger(stack: Stack, windows: int, at: datetime) -> dict[str, Any]:
+    """Fire the schedule (one window) or send a backfill (several); return the producer's answer."""
+    if windows == 1:
+        (future,) = stack.runner.fire_schedule(stack.schedule, at)
+    else:
+        window_seconds = parse_duration(
+            stack.wiring.functions[_producer(stack)].environment.get("FANOUT_WINDOW", "1h")
+        )
+        end = _aligned_end(at, window_seconds)
+        event = {
+            "start": format_instant(end - timedelta(seconds=window_seconds * windows)),
+            "end": format_instant(end),
+        }
+        future = stack.runner.invoke_async(_producer(stack), event)
+    outcome = future.result(timeout=600)
+    if not outcome.ok:
+        raise RuntimeError(f"the producer failed: {outcome.error}")
+    result: dict[str, Any] = outcome.result
+    return result
+
+
+def _producer(stack: Stack) -> str:
+    return str(stack.outputs["producer_function_name"])
+
+
+def consumer_counts(log_path: Path) -> Counter[str]:
+    """Sum the consumer's per-batch counts from its structured log (as Logs Insights would)."""
+    totals: Counter[str] = Counter()
+    if not log_path.exists():
+        return totals
+    for line in log_path.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("message") == "batch done":
+            totals.update(
+                {
+                    k: int(entry.get(k, 0))
+                    for k in (
+                        "fetched",
+                        "valid",
+                        "delivered",
+                        "quarantined",
+                        "retry",
+                        "retried_fetches",
+                    )
+                }
+            )
+    return totals
+
+
+def account(stack: Stack, expected: list[str]) -> tuple[Reconciliation, dict[str, Any]]:
+    """Reconcile ``expected`` against what the stack left behind."""
+    s3, sqs = stack.client("s3"), stack.client("sqs")
+    bucket = stack.outputs["bucket"]
+    parquet = parquet_inventory(s3, bucket, stack.outputs["parquet_prefix"])
+    quarantine = quarantine_entries(s3, bucket, stack.outputs["quarantine_prefix"])
+    dead = dead_letters(sqs, stack.outputs["dead_letter_queue_url"])
+    dead_ids = [i for m in dead if (i := descriptor_id_of_message(m["Body"]))]
+    result = reconcile(expected, parquet, quarantine, dead_ids)
+    return result, {
+        "parquet_files": len(parquet.files),
+        "rows_written": parquet.rows,
+        "files": parquet.files,
+    }
+
+
+def copy_parquet(stack: Stack, files: dict[str, int], destination: Path) -> None:
+    """Download every parquet file, keeping the partition folders."""
+    shutil.rmtree(destination, ignore_errors=True)
+    prefix = stack.outputs["parquet_prefix"]
+    s3 = stack.client("s3")
+    for key in files:
+        target = destination / key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(stack.outputs["bucket"], key, str(target))
+
+
+def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> dict[str, Any]:
+    """Run the pipeline end to end and return the summary."""
+    started = time.monotonic()
+    config = StackConfig(devices=request.devices, values=request.values, seed=request.seed)
+    with local_stack(config, work_dir) as stack:
+        at = datetime.now(UTC)
+        window_seconds = parse_duration(
+            stack.wiring.functions[_producer(stack)].environment.get("FANOUT_WINDOW", "1h")
+        )
+        expected = expected_descriptors(
+            request.devices, _aligned_end(at, window_seconds), window_seconds, request.windows
+        )
+        pipeline_started = time.monotonic()
+        produced = trigger(stack, request.windows, at)
+        print(
+            f"producer enqueued {produced['enqueued']} descriptors; waiting for the pipeline…",
+            flush=True,
+        )
+        drained = stack.runner.wait_idle(request.timeout)
+        pipeline_seconds = time.monotonic() - pipeline_started
+        reconciliation, parquet = account(stack, expected)
+        counts = consumer_counts(
+            work_dir / "logs" / f"{stack.outputs['consumer_function_name']}.log"
+        )
+        if output_dir is not None:
+            copy_parquet(stack, parquet["files"], output_dir)
+        stats = stack.runner.stats
+        summary = {
+            "enqueued": produced["enqueued"],
+            "expected": len(expected),
+            "fetched": counts["fetched"],
+            "valid": counts["valid"],
+            "quarantined": reconciliation.quarantined,
+            "retried": counts["retried_fetches"] + stats.batch_item_failures,
+            "dead_lettered": reconciliation.dead_lettered,
+            "parquet_files": parquet["parquet_files"],
+            "rows_written": parquet["rows_written"],
+            "written": reconciliation.written,
+            "missing": len(reconciliation.missing),
+            "duplicate_rows": reconciliation.duplicate_rows,
+            "quarantine_reasons": reconciliation.quarantine_reasons,
+            "drained": drained,
+            "pipeline_seconds": round(pipeline_seconds, 2),
+            "docs_per_second": round(parquet["rows_written"] / pipeline_seconds, 1)
+            if pipeline_seconds
+            else 0.0,
+            "sqs_batches": stats.sqs_batches,
+            "setup_seconds": round(stack.timings["ready"], 2),
+            "devices": request.devices,
+            "values_per_document": request.values,
+            "windows": request.windows,
+        }
+    summary["seconds"] = round(time.monotonic() - started, 2)
+    summary["accounted"] = (
+        drained and summary["enqueued"] == summary["expected"] and reconciliation.balanced
+    )
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The summary as a two-column table."""
+    rows = [
+        ("descriptors enqueued", summary["enqueued"]),
+        ("documents fetched", summary["fetched"]),
+        ("documents valid", summary["valid"]),
+        ("quarantined", summary["quarantined"]),
+        ("retried", summary["retried"]),
+        ("dead-lettered", summary["dead_lettered"]),
+        ("parquet files", summary["parquet_files"]),
+        ("parquet rows", summary["rows_written"]),
+        ("missing", summary["missing"]),
+        ("duplicate rows", summary["duplicate_rows"]),
+        ("pipeline seconds", summary["pipeline_seconds"]),
+        ("documents per second", summary["docs_per_second"]),
+        ("wall time (s)", summary["seconds"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value:>10}")
+    verdict = (
+        "every descriptor accounted for" if summary["accounted"] else "UNACCOUNTED DESCRIPTORS"
+    )
+    print(f"  {verdict}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--devices", type=int, default=100, help="devices the API lists (default 100)"
+    )
+    parser.add_argument(
+        "--values", type=int, default=1000, help="values per document (default 1000)"
+    )
+    parser.add_argument(
+        "--windows", type=int, default=1, help="windows per device (default 1: the schedule)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the sample API's data")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds to wait for the pipeline"
+    )
+    parser.add_argument("--work-dir", type=Path, default=BUILD / "run", help="state, logs and code")
+    args = parser.parse_args(argv)
+    if min(args.devices, args.values, args.windows) < 1:
+        parser.error("--devices, --values and --windows must be at least 1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    request = RunRequest(args.devices, args.values, args.windows, args.seed, args.timeout)
+    summary = run(request, args.work_dir, BUILD / "output")
+    BUILD.mkdir(exist_ok=True)
+    (BUILD / "last-run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary)
+    print(f"  summary: {BUILD / 'last-run.json'}; parquet: {BUILD / 'output'}")
+    print(f"  function logs: {args.work_dir / 'logs'}")
+    return 0 if summary["accounted"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

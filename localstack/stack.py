@@ -1,0 +1,139 @@
+"""The whole stack on one machine: emulator, sample API, Terraform, and the Lambda runner.
+
+    with local_stack(StackConfig(devices=100, values=1000), work_dir) as stack:
+        stack.runner.fire_schedule(stack.schedule)
+        stack.runner.wait_idle(timeout=600)
+
+Everything started here is stopped on exit, whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fanout_core import aws
+from localstack.processes import moto_server, sample_api
+from localstack.runner import FunctionPool, LocalLambda, ScheduleTrigger, Wiring, discover
+from localstack.runtime import lambda_runtime
+from localstack.sample_api import ApiConfig
+from localstack.terraform import Terraform
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What to run: the API's data and the stack's shape."""
+
+    devices: int = 100
+    values: int = 1000
+    seed: int = 7
+    name_prefix: str = "fanout"
+    region: str = "us-east-1"
+    package_dir: Path = ROOT / "build" / "lambda"
+    terraform_vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    """A running local stack."""
+
+    config: StackConfig
+    endpoint_url: str
+    api_base_url: str
+    outputs: dict[str, Any]
+    wiring: Wiring
+    runner: LocalLambda
+    timings: dict[str, float]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulator."""
+        return _client(self.endpoint_url, self.config.region, service)
+
+    @property
+    def schedule(self) -> ScheduleTrigger:
+        """The producer's schedule."""
+        return self.wiring.schedules[0]
+
+    @property
+    def api(self) -> ApiConfig:
+        return ApiConfig(
+            seed=self.config.seed, devices=self.config.devices, values=self.config.values
+        )
+
+
+@cache
+def _client(endpoint_url: str, region: str, service: str) -> Any:
+    return aws.new_client(
+        service,
+        region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@contextmanager
+def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
+    """Start, provision and wire the stack in ``work_dir``; stop everything on exit."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    with ExitStack() as cleanup:
+        emulator = cleanup.enter_context(moto_server(work_dir / "logs"))
+        api = cleanup.enter_context(
+            sample_api(ApiConfig(config.seed, config.devices, config.values), work_dir / "logs")
+        )
+        timings["servers"] = time.monotonic() - started
+        # Terraform's provider reads credentials from the environment.
+        os.environ.update({k: v for k, v in EMULATOR_CREDENTIALS.items() if k not in os.environ})
+        terraform = Terraform(work_dir / "terraform")
+        terraform.init()
+        outputs = terraform.apply(
+            {
+                "aws_endpoint_url": emulator.url,
+                "aws_region": config.region,
+                "name_prefix": config.name_prefix,
+                "api_base_url": api.url,
+                "package_dir": str(config.package_dir),
+                **config.terraform_vars,
+            },
+            var_files=("emulator.tfvars",),
+        )
+        timings["provision"] = time.monotonic() - started - timings["servers"]
+
+        def clients(service: str) -> Any:
+            return _client(emulator.url, config.region, service)
+
+        wiring = discover(clients, config.name_prefix, config.region)
+        pool = FunctionPool(
+            wiring,
+            package_dir=config.package_dir,
+            work_dir=work_dir,
+            runtime=lambda_runtime(ROOT / "build" / "runtime"),
+            aws_env={
+                **EMULATOR_CREDENTIALS,
+                "AWS_ENDPOINT_URL": emulator.url,
+                "AWS_REGION": config.region,
+                "AWS_DEFAULT_REGION": config.region,
+            },
+        )
+        cleanup.callback(pool.close)
+        runner = cleanup.enter_context(LocalLambda(wiring, pool, clients))
+        timings["ready"] = time.monotonic() - started
+        yield Stack(config, emulator.url, api.url, outputs, wiring, runner, timings)
