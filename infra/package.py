@@ -136,7 +136,15 @@ def build(function: str, arch: str, out: Path) -> Path:
             if name.endswith(".py"):
                 entries[f"{package}/{name}"] = path
     destination = out / f"{function}.zip"
+    # Inputs unchanged since the last build: the zip would come out byte-identical.
+    digest = hashlib.sha256()
+    for name, path in sorted(entries.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    stamp = out / f".{function}.inputs"
+    if destination.exists() and stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return destination
     write_zip(destination, entries.items())
+    stamp.write_text(digest.hexdigest())
     return destination
 
 
