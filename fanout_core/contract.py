@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields
 
+from fanout_core.descriptor import DEVICE_ID_PATTERN
 from fanout_core.errors import InvalidDocumentError
 
 #: Bumped when a column is added, removed or changes type; written into parquet metadata.
@@ -33,9 +34,6 @@ _ISO_DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?",
     re.ASCII,
 )
-# Starts with a letter or digit, so "." and ".." can never be a device id; the id
-# becomes one URL path segment.
-DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 
 class TypedField(fields.Field):  # type: ignore[type-arg]

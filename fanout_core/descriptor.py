@@ -13,11 +13,15 @@ Message body::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fanout_core.contract import DEVICE_ID_PATTERN
 from fanout_core.errors import InvalidDescriptorError
+
+# Starts with a letter or digit, so "." and ".." can never be a device id; the id becomes
+# one URL path segment. The record contract checks documents' device ids against it too.
+DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 _KEYS = frozenset({"id", "device_id", "start", "end"})
 _MAX_BODY = 4096

@@ -85,7 +85,10 @@ def trigger(stack: Stack, windows: int, at: datetime) -> dict[str, Any]:
         future = stack.runner.invoke_async(_producer(stack), event)
     outcome = future.result(timeout=600)
     if not outcome.ok:
-        raise RuntimeError(f"the producer failed: {outcome.error}")
+        error = outcome.error or {}
+        raise RuntimeError(
+            f"the producer failed: {error.get('errorType')}: {error.get('errorMessage')}"
+        )
     result: dict[str, Any] = outcome.result
     return result
 
@@ -167,6 +170,8 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
         )
         drained = stack.runner.wait_idle(request.timeout)
         pipeline_seconds = time.monotonic() - pipeline_started
+        # Throughput counts until the last invocation finished, not the idle check after it.
+        busy_seconds = max(stack.runner.pool.last_finished - pipeline_started, 1e-9)
         reconciliation, parquet = account(stack, expected)
         counts = consumer_counts(
             work_dir / "logs" / f"{stack.outputs['consumer_function_name']}.log"
@@ -190,9 +195,7 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
             "quarantine_reasons": reconciliation.quarantine_reasons,
             "drained": drained,
             "pipeline_seconds": round(pipeline_seconds, 2),
-            "docs_per_second": round(parquet["rows_written"] / pipeline_seconds, 1)
-            if pipeline_seconds
-            else 0.0,
+            "docs_per_second": round(parquet["rows_written"] / busy_seconds, 1),
             "sqs_batches": stats.sqs_batches,
             "setup_seconds": round(stack.timings["ready"], 2),
             "devices": request.devices,
@@ -254,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     shutil.rmtree(args.work_dir, ignore_errors=True)
     request = RunRequest(args.devices, args.values, args.windows, args.seed, args.timeout)
-    summary = run(request, args.work_dir, BUILD / "output")
+    try:
+        summary = run(request, args.work_dir, BUILD / "output")
+    except Exception as exc:  # one clear line, then where to look
+        print(f"make run failed: {exc}", file=sys.stderr)
+        print(f"  logs: {args.work_dir / 'logs'}", file=sys.stderr)
+        return 2
     BUILD.mkdir(exist_ok=True)
     (BUILD / "last-run.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)

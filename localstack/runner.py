@@ -292,7 +292,9 @@ class _Worker:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "PYTHONPATH": paths,
-            "PYTHONDONTWRITEBYTECODE": "1",
+            # Bytecode goes to a cache beside the unpacked code, which stays as deployed;
+            # without it every cold start recompiles aiohttp and pyarrow's Python modules.
+            "PYTHONPYCACHEPREFIX": str(code.parent.parent / "pycache"),
         }
         self.process = subprocess.Popen(  # noqa: S603
             [runtime.python, "-P", "-u", str(WORKER_SCRIPT)],
@@ -411,6 +413,7 @@ class FunctionPool:
         self._lock = threading.Lock()
         self._all: list[_Worker] = []
         self.stats: Counter[str] = Counter()
+        self.last_finished = 0.0
         self._code = {
             name: code_folder(spec, package_dir, self.unpack_dir)
             for name, spec in wiring.functions.items()
@@ -434,6 +437,7 @@ class FunctionPool:
         else:
             outcome = worker.invoke(event, request_id)
         with self._lock:
+            self.last_finished = time.monotonic()
             self.stats[f"{function}.invocations"] += 1
             if not outcome.ok:
                 self.stats[f"{function}.errors"] += 1

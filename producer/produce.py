@@ -20,8 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fanout_core import aws
-from fanout_core.contract import DEVICE_ID_PATTERN
-from fanout_core.descriptor import RequestDescriptor, format_instant, parse_instant
+from fanout_core.descriptor import (
+    DEVICE_ID_PATTERN,
+    RequestDescriptor,
+    format_instant,
+    parse_instant,
+)
 from fanout_core.errors import (
     DeliveryError,
     InvalidEventError,
