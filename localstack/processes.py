@@ -74,11 +74,12 @@ class ServerProcess:
 
 
 def moto_server(log_dir: Path, port: int | None = None) -> ServerProcess:
-    """moto's server (S3, SQS, Firehose, Lambda, IAM, EventBridge, Logs...) on 127.0.0.1."""
+    """moto's server (S3, SQS, Firehose, Lambda, IAM, EventBridge, Logs...) on 127.0.0.1,
+    with the SQS fixes of :mod:`localstack.emulator`."""
     port = port or free_port()
     return ServerProcess(
         "moto",
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "localstack.emulator", "-H", "127.0.0.1", "-p", str(port)],
         f"http://127.0.0.1:{port}",
         "/moto-api/data.json",
         log_dir / "moto.log",

@@ -1,0 +1,24 @@
+"""The emulator's SQS fixes keep moto's semantics: same clock, same retention rule."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from types import SimpleNamespace
+
+from localstack import emulator
+
+
+def test_clock_is_wall_time_and_dates_still_convert_as_moto_does():
+    assert abs(emulator._unix_time() - time.time()) < 1
+    moment = datetime(2026, 11, 27, 9, 0, 0)
+    assert emulator._unix_time(moment) == emulator.sqs_models_unix_time(moment)
+    assert emulator._unix_time_millis(moment) == emulator.sqs_models_unix_time(moment) * 1000
+
+
+def test_retention_check_reads_the_queues_period():
+    backend = SimpleNamespace(get_queue=lambda name: SimpleNamespace(message_retention_period="60"))
+    fresh = SimpleNamespace(sent_timestamp=time.time() * 1000 - 59_000)
+    expired = SimpleNamespace(sent_timestamp=time.time() * 1000 - 61_000)
+    assert emulator._retained(backend, "q", fresh) is True
+    assert emulator._retained(backend, "q", expired) is False
