@@ -36,14 +36,14 @@ def _retained(self: Any, queue_name: str, message: Any) -> bool:
     return bool(retention_period + message.sent_timestamp / 1000 > time.time())
 
 
-sqs_models_unix_time = sqs_models.unix_time
+sqs_models_unix_time = sqs_models.unix_time  # type: ignore[attr-defined]
 
 
 def patch_sqs() -> None:
     """Apply the two fixes to moto's SQS models (idempotent)."""
-    sqs_models.unix_time = _unix_time
-    sqs_models.unix_time_millis = _unix_time_millis
-    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _retained
+    sqs_models.unix_time = _unix_time  # type: ignore[attr-defined]
+    sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined]
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _retained  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:
