@@ -19,7 +19,7 @@ VALUES ?= 1000
 WINDOWS ?= 1
 SEED ?= 7
 
-.PHONY: help venv package run test test-fast lint tf-check clean
+.PHONY: help venv package run test test-fast bench lint tf-check clean
 
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ package: venv ## Build build/lambda/<function>.zip for Lambda's python3.12 (ARCH
 
 run: package ## Run the pipeline end to end on the local emulator (DEVICES, VALUES, WINDOWS, SEED)
 	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED)
+
+bench: venv ## Benchmarks against same-run baselines; results in build/bench.json (SECTIONS=consumer writer)
+	$(PY) -m bench $(SECTIONS)
 
 lint: venv ## ruff (format and lint) and mypy
 	$(BIN)/ruff format --check .
