@@ -18,12 +18,13 @@ DEVICES ?= 100
 VALUES ?= 1000
 WINDOWS ?= 1
 SEED ?= 7
+FAULTS ?=
 
 .PHONY: help venv package run test test-fast bench lint tf-check clean
 
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  make run knobs: DEVICES=$(DEVICES) VALUES=$(VALUES) WINDOWS=$(WINDOWS) SEED=$(SEED)"
+	@echo "  make run knobs: DEVICES=$(DEVICES) VALUES=$(VALUES) WINDOWS=$(WINDOWS) SEED=$(SEED) FAULTS=$(FAULTS)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +37,8 @@ venv: $(VENV)/.installed ## Create .venv with pinned dependencies and dev tools
 package: venv ## Build build/lambda/<function>.zip for Lambda's python3.12 (ARCH=arm64 for Graviton)
 	$(PY) infra/package.py --arch $(or $(ARCH),x86_64)
 
-run: package ## Run the pipeline end to end on the local emulator (DEVICES, VALUES, WINDOWS, SEED)
-	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED)
+run: package ## Run the pipeline end to end on the local emulator (DEVICES, VALUES, WINDOWS, SEED, FAULTS)
+	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED) --faults "$(FAULTS)"
 
 bench: venv ## Benchmarks against same-run baselines; results in build/bench.json (SECTIONS=consumer writer)
 	$(PY) -m bench $(SECTIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,14 +19,16 @@ from consumer.fetch import Fetched, FetchPolicy, Outcome, fetch_all
 from consumer.validate import to_record
 from fanout_core import aws
 from fanout_core.descriptor import RequestDescriptor
-from fanout_core.errors import FanoutError, InvalidDescriptorError, TerminalError, TransientError
+from fanout_core.errors import InvalidDescriptorError, TerminalError, TransientError
 from fanout_core.quarantine import QuarantineEntry, excerpt, write_quarantine
 from fanout_core.settings import ConsumerSettings
 
 log = logging.getLogger(__name__)
 
-#: Time kept back from fetching for validation, delivery and the quarantine write.
+#: Time kept back from fetching for delivery and the quarantine write.
 RESERVE_SECONDS = 3.0
+#: SQS's ceiling on a message's visibility timeout (12 hours).
+MAX_VISIBILITY_SECONDS = 43200
 
 
 @dataclass
@@ -73,6 +76,10 @@ class _Messages:
     descriptors: dict[str, RequestDescriptor] = field(default_factory=dict)
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     unreadable: dict[str, QuarantineEntry] = field(default_factory=dict)
+    receipt_handles: dict[str, str] = field(default_factory=dict)
+    receive_counts: dict[str, int] = field(default_factory=dict)
+    hints: dict[str, float | None] = field(default_factory=dict)
+    queue_arn: str | None = None
 
 
 def read_messages(records: Sequence[Mapping[str, Any]]) -> _Messages:
@@ -80,6 +87,13 @@ def read_messages(records: Sequence[Mapping[str, Any]]) -> _Messages:
     batch = _Messages()
     for record in records:
         message_id = str(record.get("messageId"))
+        batch.queue_arn = batch.queue_arn or record.get("eventSourceARN")
+        if record.get("receiptHandle"):
+            batch.receipt_handles[message_id] = str(record["receiptHandle"])
+        try:
+            batch.receive_counts[message_id] = int(record["attributes"]["ApproximateReceiveCount"])
+        except (KeyError, TypeError, ValueError):
+            batch.receive_counts[message_id] = 1
         try:
             descriptor = RequestDescriptor.from_json(record.get("body") or "")
         except InvalidDescriptorError as exc:
@@ -103,6 +117,7 @@ def consume_batch(
     remaining_seconds: Callable[[], float] = lambda: 900.0,
     firehose: Any = None,
     s3: Any = None,
+    sqs: Any = None,
 ) -> BatchResult:
     """Process the ``Records`` of one SQS event.
 
@@ -111,8 +126,9 @@ def consume_batch(
         settings: The consumer's settings.
         invocation_id: Names the quarantine object (the Lambda request id).
         remaining_seconds: Seconds until the function times out.
-        firehose: A Firehose client; by default the shared one.
+        firehose: A Firehose client; by default one that leaves retries to us.
         s3: An S3 client for quarantine; by default the shared one.
+        sqs: An SQS client to defer redeliveries; by default the shared one.
     """
     result = BatchResult()
     batch = read_messages(records)
@@ -125,14 +141,21 @@ def consume_batch(
                 connect_timeout=settings.connect_timeout,
                 request_timeout=settings.request_timeout,
                 max_body_bytes=settings.max_body_bytes,
+                attempts=settings.fetch_attempts,
             ),
             seconds_left=lambda: remaining_seconds() - RESERVE_SECONDS,
+            transform=to_record,
         )
     )
     lines, terminal, transient = _sort_outcomes(outcomes, result)
 
+    # Our own retries, bounded by the deadline, replace botocore's: one attempt per call,
+    # and a second kept back for the quarantine write.
     report = deliver(
-        lines, stream=settings.delivery_stream, firehose=firehose, seconds_left=remaining_seconds
+        lines,
+        stream=settings.delivery_stream,
+        firehose=firehose or aws.client("firehose", attempts=1, read_timeout=10),
+        seconds_left=lambda: remaining_seconds() - 1.0,
     )
     result.delivered = report.delivered
     for descriptor_id, size in report.too_large.items():
@@ -167,33 +190,85 @@ def consume_batch(
         # Without its quarantine entry a terminal failure would vanish: retry it instead.
         log.exception("quarantine write failed; reporting its messages for retry")
         for key in quarantine:
-            result.retry_message_ids.extend(batch.message_ids.get(key, [key]))
+            for message_id in batch.message_ids.get(key, [key]):
+                result.retry_message_ids.append(message_id)
+                batch.hints[message_id] = None
 
     for descriptor_id, error in transient.items():
         log.info("will retry", extra={"descriptor_id": descriptor_id, "reason": str(error)[:300]})
-        result.retry_message_ids.extend(batch.message_ids[descriptor_id])
+        for message_id in batch.message_ids[descriptor_id]:
+            result.retry_message_ids.append(message_id)
+            batch.hints[message_id] = error.retry_after
+    if result.retry_message_ids:
+        defer_redelivery(batch, result.retry_message_ids, settings, sqs=sqs)
     return result
+
+
+def redelivery_delay(
+    receive_count: int, retry_after: float | None, settings: ConsumerSettings
+) -> int:
+    """Seconds before SQS shows a failed message again: the server's ``Retry-After`` when it
+    gave one, else a base that doubles with every receive, capped."""
+    backoff = settings.redelivery_base_seconds * 2 ** max(0, receive_count - 1)
+    wanted = max(backoff, math.ceil(retry_after or 0))
+    return int(min(wanted, settings.redelivery_max_seconds, MAX_VISIBILITY_SECONDS))
+
+
+def defer_redelivery(
+    batch: _Messages, message_ids: Sequence[str], settings: ConsumerSettings, *, sqs: Any = None
+) -> None:
+    """Set each failed message's visibility so SQS redelivers it after its backoff.
+
+    Best effort: when this fails the queue's own visibility timeout applies.
+    """
+    if not settings.redelivery_max_seconds or not batch.queue_arn:
+        return
+    sqs = sqs or aws.client("sqs")
+    try:
+        _, _, _, _, account, name = batch.queue_arn.split(":", 5)
+        queue_url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        entries = [
+            {
+                "Id": str(index),
+                "ReceiptHandle": batch.receipt_handles[message_id],
+                "VisibilityTimeout": redelivery_delay(
+                    batch.receive_counts.get(message_id, 1), batch.hints.get(message_id), settings
+                ),
+            }
+            for index, message_id in enumerate(message_ids)
+            if message_id in batch.receipt_handles
+        ]
+        for start in range(0, len(entries), 10):
+            response = sqs.change_message_visibility_batch(
+                QueueUrl=queue_url, Entries=entries[start : start + 10]
+            )
+            if response.get("Failed"):
+                log.warning("could not defer %d redeliveries", len(response["Failed"]))
+    except Exception:
+        log.warning(
+            "could not defer redeliveries; the queue's visibility timeout applies", exc_info=True
+        )
 
 
 def _sort_outcomes(
     outcomes: Mapping[str, Outcome], result: BatchResult
-) -> tuple[list[tuple[str, bytes]], dict[str, TerminalError], dict[str, FanoutError]]:
-    """Validate what was fetched; split into records to deliver, terminal and transient."""
+) -> tuple[list[tuple[str, bytes]], dict[str, TerminalError], dict[str, TransientError]]:
+    """Split outcomes into records to deliver, terminal failures and transient ones."""
     lines: list[tuple[str, bytes]] = []
     terminal: dict[str, TerminalError] = {}
-    transient: dict[str, FanoutError] = {}
+    transient: dict[str, TransientError] = {}
     for descriptor_id, outcome in outcomes.items():
         if isinstance(outcome, Fetched):
             result.fetched += 1
             if outcome.attempts > 1:
                 result.retried.append(descriptor_id)
-            try:
-                lines.append((descriptor_id, to_record(outcome.descriptor, outcome.body)))
-            except TerminalError as exc:
-                terminal[descriptor_id] = exc
+            if outcome.rejected is not None:
+                terminal[descriptor_id] = outcome.rejected
+            elif outcome.data is not None:
+                lines.append((descriptor_id, outcome.data))
         elif isinstance(outcome, TerminalError):
             terminal[descriptor_id] = outcome
-        else:
+        elif isinstance(outcome, TransientError):
             transient[descriptor_id] = outcome
     result.valid = len(lines)
     return lines, terminal, transient

@@ -13,6 +13,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -57,12 +58,26 @@ class OutOfTimeError(TransientError):
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A 200 answer's body, read completely and within the size cap."""
+    """A 200 answer read completely and within the size cap, then transformed.
+
+    Attributes:
+        descriptor: What was fetched.
+        data: The transformed body (the body itself without a transform), or ``None``
+            when the transform rejected it.
+        rejected: Why the body is unusable (the transform's terminal error), if it is.
+        attempts: Requests it took.
+        seconds: From the first request to the last byte.
+    """
 
     descriptor: RequestDescriptor
-    body: bytes
+    data: bytes | None
+    rejected: TerminalError | None
     attempts: int
     seconds: float
+
+
+def _identity(descriptor: RequestDescriptor, body: bytes) -> bytes:
+    return body
 
 
 Outcome = Fetched | FanoutError
@@ -136,6 +151,7 @@ async def fetch_all(
     api_base_url: str,
     policy: FetchPolicy,
     seconds_left: Callable[[], float],
+    transform: Callable[[RequestDescriptor, bytes], bytes] = _identity,
     session: aiohttp.ClientSession | None = None,
 ) -> dict[str, Outcome]:
     """Fetch every descriptor; return its outcome by descriptor id.
@@ -145,6 +161,9 @@ async def fetch_all(
         api_base_url: The configured API base; every URL is built under it.
         policy: Concurrency, timeouts, size cap and retry bounds.
         seconds_left: Seconds this invocation may still spend fetching.
+        transform: Applied to each body as soon as it is read (validation and
+            serialization), so only its result is kept; a ``TerminalError`` it raises
+            rejects the body.
         session: A session to use; by default one is opened and closed here.
     """
     if session is None:
@@ -155,13 +174,17 @@ async def fetch_all(
         )
         connector = aiohttp.TCPConnector(limit=policy.concurrency, ttl_dns_cache=300)
         async with aiohttp.ClientSession(
-            timeout=timeout, connector=connector, raise_for_status=False
+            timeout=timeout,
+            connector=connector,
+            raise_for_status=False,
+            headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
         ) as owned:
             return await fetch_all(
                 descriptors,
                 api_base_url=api_base_url,
                 policy=policy,
                 seconds_left=seconds_left,
+                transform=transform,
                 session=owned,
             )
     gate = asyncio.Semaphore(policy.concurrency)
@@ -175,6 +198,7 @@ async def fetch_all(
                 api_base_url=api_base_url,
                 policy=policy,
                 seconds_left=seconds_left,
+                transform=transform,
             )
             for d in items
         )
@@ -190,6 +214,7 @@ async def _fetch_one(
     api_base_url: str,
     policy: FetchPolicy,
     seconds_left: Callable[[], float],
+    transform: Callable[[RequestDescriptor, bytes], bytes],
 ) -> Outcome:
     try:
         url = URL(request_url(api_base_url, descriptor), encoded=True)
@@ -202,10 +227,18 @@ async def _fetch_one(
             budget = min(policy.request_timeout, seconds_left())
             if budget < min(MIN_ATTEMPT_SECONDS, policy.request_timeout):
                 detail = f"{max(budget, 0.0):.1f}s left, too little to start attempt {attempt}"
-                return OutOfTimeError(f"{detail}; last failure: {last}" if last else detail)
+                return OutOfTimeError(
+                    f"{detail}; last failure: {last}" if last else detail,
+                    retry_after=last.retry_after if last else None,
+                )
             outcome = await _attempt(session, descriptor, url, policy, budget)
         if isinstance(outcome, bytes):
-            return Fetched(descriptor, outcome, attempt, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            try:
+                data = transform(descriptor, outcome)
+            except TerminalError as rejected:
+                return Fetched(descriptor, None, rejected, attempt, seconds)
+            return Fetched(descriptor, data, None, attempt, seconds)
         if not isinstance(outcome, TransientError):
             return outcome
         last = outcome
@@ -213,9 +246,8 @@ async def _fetch_one(
             break
         ceiling = min(_MAX_BACKOFF_SECONDS, policy.backoff_base * 2 ** (attempt - 1))
         delay = random.uniform(0, ceiling)  # noqa: S311 (jitter, not cryptography)
-        hinted = getattr(outcome, "retry_after", None)
-        if hinted is not None:
-            delay = max(delay, hinted)
+        if outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
         if delay + MIN_ATTEMPT_SECONDS > seconds_left():
             break
         await asyncio.sleep(delay)
@@ -230,26 +262,23 @@ async def _attempt(
     policy: FetchPolicy,
     budget: float,
 ) -> bytes | FanoutError:
+    # The session's timeout bounds a whole attempt; a tighter deadline gets its own.
+    deadline = asyncio.timeout(budget) if budget < policy.request_timeout else nullcontext()
     try:
-        async with asyncio.timeout(budget):
-            async with session.get(
-                url,
-                allow_redirects=False,
-                headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
-            ) as response:
-                status = response.status
-                if status == 200:
-                    return await _read_capped(response, policy.max_body_bytes)
-                body = await response.content.read(4096)
-                if status == 429 or status >= 500:
-                    return UpstreamUnavailableError(
-                        f"HTTP {status} for {descriptor.id}",
-                        status=status,
-                        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
-                    )
-                return UpstreamRejectedError(
-                    status, f"{descriptor.id}: {excerpt(body, 200)}", excerpt=excerpt(body)
+        async with deadline, session.get(url, allow_redirects=False) as response:
+            status = response.status
+            if status == 200:
+                return await _read_capped(response, policy.max_body_bytes)
+            body = await response.content.read(4096)
+            if status == 429 or status >= 500:
+                return UpstreamUnavailableError(
+                    f"HTTP {status} for {descriptor.id}",
+                    status=status,
+                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
                 )
+            return UpstreamRejectedError(
+                status, f"{descriptor.id}: {excerpt(body, 200)}", excerpt=excerpt(body)
+            )
     except TimeoutError:
         return UpstreamUnavailableError(f"timed out after {budget:.1f}s fetching {descriptor.id}")
     except aiohttp.ClientError as exc:
@@ -260,8 +289,12 @@ async def _attempt(
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
     declared = response.content_length
-    if declared is not None and declared > cap and "Content-Encoding" not in response.headers:
-        raise BodyTooLargeError(f"body of {declared} bytes exceeds the {cap}-byte cap")
+    if declared is not None and "Content-Encoding" not in response.headers:
+        if declared > cap:
+            raise BodyTooLargeError(f"body of {declared} bytes exceeds the {cap}-byte cap")
+        # The declared length bounds the read: aiohttp stops at Content-Length.
+        return await response.read()
+    # Chunked or compressed: the size is only known while reading (a gzip bomb included).
     parts: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(_READ_CHUNK):

@@ -15,6 +15,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+WRITTEN = "written"
+DEAD_LETTERED = "dead_lettered"
+MISSING = "missing"
+
 
 @dataclass
 class ParquetInventory:
@@ -96,6 +100,7 @@ class Reconciliation:
     duplicate_rows: int
     unexpected: list[str]
     quarantine_reasons: dict[str, int]
+    placement: dict[str, str]
 
     @property
     def balanced(self) -> bool:
@@ -130,7 +135,8 @@ def reconcile(
     dead_lettered: Iterable[str],
 ) -> Reconciliation:
     """Place each enqueued id in exactly one outcome: written, else quarantined, else
-    dead-lettered, else missing."""
+    dead-lettered, else missing. ``placement`` maps each id to ``written``, its quarantine
+    reason, ``dead_lettered`` or ``missing``."""
     expected = set(enqueued)
     written = expected & parquet.ids.keys()
     reasons: dict[str, str] = {}
@@ -140,6 +146,12 @@ def reconcile(
             reasons.setdefault(descriptor_id, entry.get("reason", "unknown"))
     dead = (expected & set(dead_lettered)) - written - reasons.keys()
     missing = sorted(expected - written - reasons.keys() - dead)
+    placement = {
+        **dict.fromkeys(written, WRITTEN),
+        **reasons,
+        **dict.fromkeys(dead, DEAD_LETTERED),
+        **dict.fromkeys(missing, MISSING),
+    }
     return Reconciliation(
         enqueued=len(expected),
         written=len(written),
@@ -149,4 +161,5 @@ def reconcile(
         duplicate_rows=sum(count - 1 for count in parquet.ids.values() if count > 1),
         unexpected=sorted(parquet.ids.keys() - expected),
         quarantine_reasons=dict(Counter(reasons.values())),
+        placement=placement,
     )

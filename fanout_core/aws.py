@@ -17,7 +17,7 @@ import boto3
 from botocore.config import Config
 
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple[str, str | None], Any] = {}
+_CLIENTS: dict[tuple[str, str | None, int | None, float | None], Any] = {}
 
 # Standard retry mode retries throttling and 5xx with backoff; connections are pooled
 # per client, enough for the threads that share one.
@@ -29,24 +29,46 @@ _CONFIG = Config(
 )
 
 
-def client(service: str, region: str | None = None) -> Any:
+def client(
+    service: str,
+    region: str | None = None,
+    *,
+    attempts: int | None = None,
+    read_timeout: float | None = None,
+) -> Any:
     """A shared, thread-safe boto3 client for ``service``.
 
     Args:
         service: The boto3 service name (``"sqs"``, ``"s3"``, ``"firehose"``...).
         region: A region; by default the one from the standard AWS configuration.
+        attempts: botocore's attempts per call (default 5); 1 when the caller retries
+            itself within a deadline.
+        read_timeout: Seconds to wait for an answer (default 30).
     """
-    key = (service, region)
+    key = (service, region, attempts, read_timeout)
     with _LOCK:
         existing = _CLIENTS.get(key)
         if existing is None:
-            existing = _CLIENTS[key] = new_client(service, region)
+            existing = _CLIENTS[key] = new_client(
+                service, region, attempts=attempts, read_timeout=read_timeout
+            )
         return existing
 
 
-def new_client(service: str, region: str | None = None, **kwargs: Any) -> Any:
+def new_client(
+    service: str,
+    region: str | None = None,
+    *,
+    attempts: int | None = None,
+    read_timeout: float | None = None,
+    **kwargs: Any,
+) -> Any:
     """A fresh boto3 client; ``kwargs`` go to ``Session.client`` (``endpoint_url``...)."""
     config = _CONFIG
+    if attempts is not None:
+        config = config.merge(Config(retries={"mode": "standard", "max_attempts": attempts}))
+    if read_timeout is not None:
+        config = config.merge(Config(read_timeout=read_timeout))
     if service == "s3" and (kwargs.get("endpoint_url") or _endpoint_configured("s3")):
         config = config.merge(Config(s3={"addressing_style": "path"}))
     session = boto3.session.Session()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fanout_core.errors import InvalidDescriptorError
@@ -49,11 +49,12 @@ class RequestDescriptor:
     device_id: str
     start: datetime
     end: datetime
+    #: Deterministic id: ``<device>:<start>:<end>`` in compact UTC (computed once).
+    id: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def id(self) -> str:
-        """Deterministic id: ``<device>:<start>:<end>`` in compact UTC."""
-        return f"{self.device_id}:{self.start:%Y%m%dT%H%M%SZ}:{self.end:%Y%m%dT%H%M%SZ}"
+    def __post_init__(self) -> None:
+        identity = f"{self.device_id}:{self.start:%Y%m%dT%H%M%SZ}:{self.end:%Y%m%dT%H%M%SZ}"
+        object.__setattr__(self, "id", identity)
 
     def to_json(self) -> str:
         """The SQS message body."""

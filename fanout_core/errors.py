@@ -105,14 +105,20 @@ class UpstreamRejectedError(TerminalError):
 
 
 class TransientError(FanoutError):
-    """A retry may succeed; the message is reported back to SQS for redelivery."""
+    """A retry may succeed; the message is reported back to SQS for redelivery.
+
+    Attributes:
+        detail: A human-readable explanation.
+        retry_after: Seconds the other side asked us to wait, when it said.
+    """
 
     retryable = True
     reason = "transient"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.retry_after = retry_after
 
 
 class UpstreamUnavailableError(TransientError):
@@ -120,7 +126,6 @@ class UpstreamUnavailableError(TransientError):
 
     Attributes:
         status: The HTTP status, or ``None`` when no response arrived.
-        retry_after: Seconds the server asked us to wait, if it said.
     """
 
     reason = "upstream_unavailable"
@@ -128,9 +133,8 @@ class UpstreamUnavailableError(TransientError):
     def __init__(
         self, detail: str, status: int | None = None, retry_after: float | None = None
     ) -> None:
-        super().__init__(detail)
+        super().__init__(detail, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
 
 
 class DeliveryError(TransientError):

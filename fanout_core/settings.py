@@ -137,6 +137,9 @@ class ConsumerSettings:
     connect_timeout: float
     request_timeout: float
     max_body_bytes: int
+    fetch_attempts: int
+    redelivery_base_seconds: int
+    redelivery_max_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -151,6 +154,13 @@ class ConsumerSettings:
             connect_timeout=env.number("FANOUT_CONNECT_TIMEOUT", 3.0, minimum=0.1),
             request_timeout=env.number("FANOUT_REQUEST_TIMEOUT", 10.0, minimum=0.1),
             max_body_bytes=env.integer("FANOUT_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024),
+            fetch_attempts=env.integer("FANOUT_FETCH_ATTEMPTS", 3, maximum=10),
+            redelivery_base_seconds=env.integer(
+                "FANOUT_REDELIVERY_BASE_SECONDS", 2, minimum=0, maximum=43200
+            ),
+            redelivery_max_seconds=env.integer(
+                "FANOUT_REDELIVERY_MAX_SECONDS", 300, minimum=0, maximum=43200
+            ),
         )
 
 
@@ -164,6 +174,10 @@ class WriterSettings:
     quarantine_prefix: str
     chunk_bytes: int
     compression: str
+    #: Uncompressed (in-memory Arrow) bytes per parquet row group.
+    row_group_bytes: int = 64 * 1024 * 1024
+    #: Size on disk that compaction cuts its output files at.
+    compact_target_bytes: int = 128 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WriterSettings:
@@ -181,4 +195,10 @@ class WriterSettings:
             quarantine_prefix=env.prefix("FANOUT_QUARANTINE_PREFIX", "quarantine/"),
             chunk_bytes=env.integer("FANOUT_CHUNK_BYTES", 16 * 1024 * 1024, minimum=64 * 1024),
             compression=compression,
+            row_group_bytes=env.integer(
+                "FANOUT_ROW_GROUP_BYTES", 64 * 1024 * 1024, minimum=64 * 1024
+            ),
+            compact_target_bytes=env.integer(
+                "FANOUT_COMPACT_TARGET_BYTES", 128 * 1024 * 1024, minimum=1024 * 1024
+            ),
         )

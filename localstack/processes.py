@@ -89,25 +89,48 @@ def moto_server(log_dir: Path, port: int | None = None) -> ServerProcess:
 def sample_api(config: ApiConfig, log_dir: Path, port: int | None = None) -> ServerProcess:
     """The sample IoT API; its base URL is ``http://127.0.0.1:<port>/v1``."""
     port = port or free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "localstack.sample_api",
-        "--port",
-        str(port),
-        "--devices",
-        str(config.devices),
-        "--values",
-        str(config.values),
-        "--seed",
-        str(config.seed),
-        "--page-size",
-        str(config.page_size),
-    ]
+    options = {
+        "--port": port,
+        "--devices": config.devices,
+        "--values": config.values,
+        "--seed": config.seed,
+        "--page-size": config.page_size,
+        "--faults": config.faults,
+        "--oversize-bytes": config.oversize_bytes,
+        "--hang-seconds": config.hang_seconds,
+    }
+    command = [sys.executable, "-m", "localstack.sample_api"]
+    for flag, value in options.items():
+        command += [flag, str(value)]
     return ServerProcess(
         "sample-api",
         command,
         f"http://127.0.0.1:{port}/v1",
         "/devices?limit=1",
         log_dir / "sample-api.log",
+    )
+
+
+def fault_proxy(target: str, faults: str, seed: int, log_dir: Path) -> ServerProcess:
+    """The Firehose fault proxy in front of ``target`` (see :mod:`localstack.fault_proxy`)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "localstack.fault_proxy",
+        "--target",
+        target,
+        "--faults",
+        faults,
+        "--seed",
+        str(seed),
+        "--port",
+        str(port),
+    ]
+    return ServerProcess(
+        "fault-proxy",
+        command,
+        f"http://127.0.0.1:{port}",
+        "/_fault_proxy/stats",
+        log_dir / "fault-proxy.log",
     )

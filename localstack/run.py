@@ -34,6 +34,7 @@ from fanout_cli.reconcile import (
 )
 from fanout_core.descriptor import RequestDescriptor, format_instant
 from fanout_core.settings import parse_duration
+from localstack.faults import FaultPlan, FaultSpecError
 from localstack.sample_api import device_ids
 from localstack.stack import Stack, StackConfig, local_stack
 
@@ -50,6 +51,16 @@ class RunRequest:
     windows: int = 1
     seed: int = 7
     timeout: float = 900.0
+    faults: str = ""
+
+
+#: With faults on, the consumer gives up on a hang after 2 s, caps bodies at 1 MiB (the
+#: API's oversize answers are just above), and a message dead-letters on its 4th receive.
+FAULT_RUN_VARIABLES = {
+    "request_timeout_seconds": 2,
+    "max_body_bytes": 1024 * 1024,
+    "max_receive_count": 4,
+}
 
 
 def _aligned_end(at: datetime, window_seconds: int) -> datetime:
@@ -153,7 +164,14 @@ def copy_parquet(stack: Stack, files: dict[str, int], destination: Path) -> None
 def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> dict[str, Any]:
     """Run the pipeline end to end and return the summary."""
     started = time.monotonic()
-    config = StackConfig(devices=request.devices, values=request.values, seed=request.seed)
+    plan = FaultPlan.parse(request.faults, seed=request.seed)
+    config = StackConfig(
+        devices=request.devices,
+        values=request.values,
+        seed=request.seed,
+        faults=request.faults,
+        terraform_vars=FAULT_RUN_VARIABLES if plan else {},
+    )
     with local_stack(config, work_dir) as stack:
         at = datetime.now(UTC)
         window_seconds = parse_duration(
@@ -173,6 +191,11 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
         # Throughput counts until the last invocation finished, not the idle check after it.
         busy_seconds = max(stack.runner.pool.last_finished - pipeline_started, 1e-9)
         reconciliation, parquet = account(stack, expected)
+        mismatched = {
+            descriptor_id: (plan.expected(descriptor_id.split(":")[0], descriptor_id), placed)
+            for descriptor_id, placed in reconciliation.placement.items()
+            if placed != plan.expected(descriptor_id.split(":")[0], descriptor_id)
+        }
         counts = consumer_counts(
             work_dir / "logs" / f"{stack.outputs['consumer_function_name']}.log"
         )
@@ -201,10 +224,17 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
             "devices": request.devices,
             "values_per_document": request.values,
             "windows": request.windows,
+            "faults": request.faults,
+            "invocations_cut": stats.cut_invocations,
+            "mismatched": len(mismatched),
+            "mismatched_examples": dict(sorted(mismatched.items())[:10]),
         }
     summary["seconds"] = round(time.monotonic() - started, 2)
     summary["accounted"] = (
-        drained and summary["enqueued"] == summary["expected"] and reconciliation.balanced
+        drained
+        and summary["enqueued"] == summary["expected"]
+        and reconciliation.balanced
+        and not mismatched
     )
     return summary
 
@@ -229,6 +259,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"  {label:<{width}}  {value:>10}")
+    print(
+        f"  reconciliation: enqueued {summary['expected']} = written {summary['written']}"
+        f" + quarantined {summary['quarantined']} + dead-lettered {summary['dead_lettered']}"
+        f" + missing {summary['missing']}"
+    )
+    if summary["faults"]:
+        print(f"  faults: {summary['faults']}")
+        print(f"  outcomes other than the fault plan's: {summary['mismatched']}")
+        for descriptor_id, (wanted, placed) in summary["mismatched_examples"].items():
+            print(f"    {descriptor_id}: expected {wanted}, found {placed}")
     verdict = (
         "every descriptor accounted for" if summary["accounted"] else "UNACCOUNTED DESCRIPTORS"
     )
@@ -250,13 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds to wait for the pipeline"
     )
+    parser.add_argument("--faults", default="", help="fault plan, e.g. 5xx=0.1,bad=0.03 (README)")
     parser.add_argument("--work-dir", type=Path, default=BUILD / "run", help="state, logs and code")
     args = parser.parse_args(argv)
     if min(args.devices, args.values, args.windows) < 1:
         parser.error("--devices, --values and --windows must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     shutil.rmtree(args.work_dir, ignore_errors=True)
-    request = RunRequest(args.devices, args.values, args.windows, args.seed, args.timeout)
+    try:
+        FaultPlan.parse(args.faults)
+    except FaultSpecError as exc:
+        parser.error(f"--faults: {exc}")
+    request = RunRequest(
+        args.devices, args.values, args.windows, args.seed, args.timeout, args.faults
+    )
     try:
         summary = run(request, args.work_dir, BUILD / "output")
     except Exception as exc:  # one clear line, then where to look

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import random
 import subprocess
 import threading
 import time
@@ -336,9 +337,10 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def invoke(self, event: Any, request_id: str) -> Invocation:
+    def invoke(self, event: Any, request_id: str, timeout: float | None = None) -> Invocation:
         started = time.monotonic()
-        deadline_ms = int(time.time() * 1000) + self.spec.timeout * 1000
+        limit = self.spec.timeout if timeout is None else timeout
+        deadline_ms = int(time.time() * 1000) + int(limit * 1000)
         request = {
             "request_id": request_id,
             "event": event,
@@ -351,13 +353,13 @@ class _Worker:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             return Invocation(request_id, self.spec.name, False, error=_crash("worker exited"))
-        line = self._next_response(self.spec.timeout + 0.25)
+        line = self._next_response(limit + 0.25)
         seconds = time.monotonic() - started
         if line is None:
             timed_out = self.alive
             self.kill()
             message = (
-                f"Task timed out after {self.spec.timeout:.2f} seconds"
+                f"Task timed out after {limit:.2f} seconds"
                 if timed_out
                 else "Runtime exited without providing a reason"
             )
@@ -398,11 +400,13 @@ class FunctionPool:
         work_dir: Path,
         runtime: Runtime,
         aws_env: Mapping[str, str],
+        function_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.wiring = wiring
         self.package_dir = package_dir
         self.runtime = runtime
         self.aws_env = dict(aws_env)
+        self.function_env = {name: dict(env) for name, env in (function_env or {}).items()}
         self.unpack_dir = work_dir / "code"
         log_dir = work_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -419,15 +423,20 @@ class FunctionPool:
             for name, spec in wiring.functions.items()
         }
 
-    def invoke(self, function: str, event: Any) -> Invocation:
-        """Invoke ``function`` synchronously with ``event`` in a warm (or new) environment."""
+    def invoke(self, function: str, event: Any, timeout: float | None = None) -> Invocation:
+        """Invoke ``function`` synchronously with ``event`` in a warm (or new) environment.
+
+        ``timeout`` shortens this one invocation's life (fault injection); by default it is
+        the function's configured timeout.
+        """
         spec = self.wiring.functions[function]
         request_id = str(uuid.uuid4())
         with self._lock:
             worker = self._idle[function].pop() if self._idle[function] else None
         if worker is None or not worker.alive:
+            env = {**self.aws_env, **self.function_env.get(function, {})}
             worker = _Worker(
-                spec, self._code[function], self.runtime, self.aws_env, self._log_files[function]
+                spec, self._code[function], self.runtime, env, self._log_files[function]
             )
             with self._lock:
                 self._all.append(worker)
@@ -435,7 +444,7 @@ class FunctionPool:
         if worker.init_error:
             outcome = Invocation(request_id, function, False, error=worker.init_error)
         else:
-            outcome = worker.invoke(event, request_id)
+            outcome = worker.invoke(event, request_id, timeout)
         with self._lock:
             self.last_finished = time.monotonic()
             self.stats[f"{function}.invocations"] += 1
@@ -562,6 +571,7 @@ class RunnerStats:
     s3_events: int = 0
     async_retries: int = 0
     async_dead_lettered: int = 0
+    cut_invocations: int = 0
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -580,12 +590,16 @@ class LocalLambda:
         poll_seconds: float = 0.5,
         async_concurrency: int = 2,
         account: str = "123456789012",
+        cut_rate: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.wiring = wiring
         self.pool = pool
         self.clients = clients
         self.poll_seconds = poll_seconds
         self.account = account
+        self.cut_rate = cut_rate
+        self._random = random.Random(seed)  # noqa: S311 (fault draws, not secrets)
         self.stats = RunnerStats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -648,7 +662,7 @@ class LocalLambda:
                 sqs_event_record(m, mapping.queue_arn, self.wiring.region) for m in messages
             ]
         }
-        outcome = self.pool.invoke(mapping.function, event)
+        outcome = self.pool.invoke(mapping.function, event, self._cut(messages))
         self.stats.sqs_batches += 1
         self.stats.sqs_messages += len(messages)
         if not outcome.ok:
@@ -672,6 +686,18 @@ class LocalLambda:
             )
             if response.get("Failed"):
                 log.warning("DeleteMessageBatch failed for %d entries", len(response["Failed"]))
+
+    def _cut(self, messages: list[dict[str, Any]]) -> float | None:
+        """A shortened life for this invocation (the ``timeout`` fault), or ``None``.
+
+        Only batches of first deliveries are cut, so no message is cut twice.
+        """
+        if not self.cut_rate or self._random.random() >= self.cut_rate:
+            return None
+        if any(m.get("Attributes", {}).get("ApproximateReceiveCount") != "1" for m in messages):
+            return None
+        self.stats.cut_invocations += 1
+        return self._random.uniform(1.0, 6.0)
 
     def _poll_sqs(self, mapping: SqsMapping) -> None:
         sqs = self.clients("sqs")

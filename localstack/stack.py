@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from fanout_core import aws
-from localstack.processes import moto_server, sample_api
+from localstack.faults import FaultPlan
+from localstack.processes import fault_proxy, moto_server, sample_api
 from localstack.runner import FunctionPool, LocalLambda, ScheduleTrigger, Wiring, discover
 from localstack.runtime import lambda_runtime
 from localstack.sample_api import ApiConfig
@@ -38,11 +39,12 @@ EMULATOR_CREDENTIALS = {
 
 @dataclass(frozen=True)
 class StackConfig:
-    """What to run: the API's data and the stack's shape."""
+    """What to run: the API's data, the faults to inject, and the stack's shape."""
 
     devices: int = 100
     values: int = 1000
     seed: int = 7
+    faults: str = ""
     name_prefix: str = "fanout"
     region: str = "us-east-1"
     package_dir: Path = ROOT / "build" / "lambda"
@@ -72,9 +74,20 @@ class Stack:
 
     @property
     def api(self) -> ApiConfig:
-        return ApiConfig(
-            seed=self.config.seed, devices=self.config.devices, values=self.config.values
-        )
+        return api_config(self.config)
+
+
+def api_config(config: StackConfig) -> ApiConfig:
+    """The sample API a stack runs: its data, and its faults sized to the consumer's limits."""
+    return ApiConfig(
+        seed=config.seed,
+        devices=config.devices,
+        values=config.values,
+        faults=config.faults,
+        # Just over the consumer's cap, and a hang well past its request timeout.
+        oversize_bytes=int(config.terraform_vars.get("max_body_bytes", 8 * 1024 * 1024)) + 1024,
+        hang_seconds=3 * float(config.terraform_vars.get("request_timeout_seconds", 10)),
+    )
 
 
 @cache
@@ -95,10 +108,17 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
     timings: dict[str, float] = {}
     started = time.monotonic()
     with ExitStack() as cleanup:
+        plan = FaultPlan.parse(config.faults, seed=config.seed)
         emulator = cleanup.enter_context(moto_server(work_dir / "logs"))
-        api = cleanup.enter_context(
-            sample_api(ApiConfig(config.seed, config.devices, config.values), work_dir / "logs")
-        )
+        api = cleanup.enter_context(sample_api(api_config(config), work_dir / "logs"))
+        function_env: dict[str, dict[str, str]] = {}
+        if plan.rate("firehose-partial") or plan.rate("firehose-call"):
+            proxy = cleanup.enter_context(
+                fault_proxy(emulator.url, config.faults, config.seed, work_dir / "logs")
+            )
+            function_env[f"{config.name_prefix}-consumer"] = {
+                "AWS_ENDPOINT_URL_FIREHOSE": proxy.url
+            }
         timings["servers"] = time.monotonic() - started
         # Terraform's provider reads credentials from the environment.
         os.environ.update({k: v for k, v in EMULATOR_CREDENTIALS.items() if k not in os.environ})
@@ -132,8 +152,11 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
                 "AWS_REGION": config.region,
                 "AWS_DEFAULT_REGION": config.region,
             },
+            function_env=function_env,
         )
         cleanup.callback(pool.close)
-        runner = cleanup.enter_context(LocalLambda(wiring, pool, clients))
+        runner = cleanup.enter_context(
+            LocalLambda(wiring, pool, clients, cut_rate=plan.rate("timeout"), seed=config.seed)
+        )
         timings["ready"] = time.monotonic() - started
         yield Stack(config, emulator.url, api.url, outputs, wiring, runner, timings)

@@ -91,7 +91,7 @@ def fetch(base: str, devices: list[str], seconds_left=lambda: 60.0, **policy) ->
 def test_fetch_reads_gzip_bodies_and_plain_ones(api):
     _, base = api
     outcomes = fetch(base, ["plain", "gzip"])
-    assert all(isinstance(o, Fetched) and json.loads(o.body) == DOC for o in outcomes.values())
+    assert all(isinstance(o, Fetched) and json.loads(o.data) == DOC for o in outcomes.values())
 
 
 def test_fetch_sorts_statuses_into_terminal_and_transient(api):

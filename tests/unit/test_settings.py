@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from consumer.consume import redelivery_delay
 from fanout_core.errors import ConfigurationError
 from fanout_core.settings import ConsumerSettings, ProducerSettings, WriterSettings, parse_duration
 
@@ -75,3 +76,23 @@ def test_parse_duration_reads_units(text, seconds):
 def test_parse_duration_rejects_what_is_not_a_positive_duration(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "retry_after", "seconds"),
+    [
+        (1, None, 2),
+        (2, None, 4),
+        (4, None, 16),
+        (1, 30.0, 30),
+        (1, 0.4, 2),
+        (12, None, 300),
+        (1, 9999.0, 300),
+    ],
+    ids=["first", "second", "fourth", "retry-after-wins", "retry-after-rounds", "capped", "cap"],
+)
+def test_redelivery_delay_doubles_honours_retry_after_and_is_capped(
+    receive_count, retry_after, seconds
+):
+    settings = ConsumerSettings.from_env(CONSUMER)
+    assert redelivery_delay(receive_count, retry_after, settings) == seconds
