@@ -1,9 +1,10 @@
-"""Read the objects an S3 event names."""
+"""Read what the writer's events ask for: the objects an S3 event names, the dates to compact."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -38,3 +39,39 @@ def created_objects(event: Mapping[str, Any], raw_prefix: str) -> Iterator[tuple
             log.warning("skipping s3://%s/%s: not under %s", bucket, key, raw_prefix)
             continue
         yield bucket, key
+
+
+def compaction_dates(event: Mapping[str, Any]) -> list[str]:
+    """The partitions a compaction event asks for, as ``YYYY-MM-DD`` strings.
+
+    EventBridge's Scheduled Event asks for the day before the event's ``time`` and that
+    day (UTC), so late records of yesterday are compacted too; ``{"dates": [...]}`` asks
+    for the dates it lists.
+
+    Raises:
+        InvalidEventError: If ``event`` is neither, or a date is not ``YYYY-MM-DD``.
+    """
+    if "dates" in event:
+        dates = event["dates"]
+        if not isinstance(dates, list) or not dates:
+            raise InvalidEventError("'dates' must be a non-empty list of YYYY-MM-DD strings")
+        for day in dates:
+            try:
+                if not isinstance(day, str) or len(day) != 10:
+                    raise ValueError
+                date.fromisoformat(day)
+            except ValueError as exc:
+                raise InvalidEventError(
+                    f"{day!r} in 'dates' is not a date like 2026-11-27"
+                ) from exc
+        return sorted(set(dates))
+    if event.get("detail-type") == "Scheduled Event":
+        try:
+            moment = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+        except (KeyError, ValueError) as exc:
+            raise InvalidEventError("Scheduled Event without a valid 'time'") from exc
+        today = moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+        return [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+    raise InvalidEventError(
+        "not a compaction event: expected an EventBridge Scheduled Event or {'dates': [...]}"
+    )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
+from fanout_core.settings import WriterSettings
 from writer.convert import (
     SCHEMA,
+    NotNdjsonError,
+    RowGroupWriter,
     _PartitionWriters,
+    convert_stream,
     iter_line_blocks,
     output_name,
     parquet_key,
@@ -106,3 +112,64 @@ def test_output_keys_derive_from_the_source_key_only():
     name = output_name("raw/2026/11/27/09/fanout-records-1-2026-11-27-09-06-11-abc", "raw/")
     assert name == "2026_11_27_09_fanout-records-1-2026-11-27-09-06-11-abc"
     assert parquet_key("parquet/", "2026-11-27", name) == f"parquet/date=2026-11-27/{name}.parquet"
+
+
+def settings(**env: str) -> WriterSettings:
+    return WriterSettings.from_env({"FANOUT_BUCKET": "b", **env})
+
+
+def test_row_groups_follow_the_configured_size_not_the_chunks(tmp_path: Path):
+    # given many small chunks, each of a few rows of 1,000 values (about 8 KB in Arrow)
+    data = b"".join(line(f"d{i:03d}", values=tuple(range(1000))) for i in range(200))
+    chosen = settings(FANOUT_CHUNK_BYTES=str(64 * 1024), FANOUT_ROW_GROUP_BYTES=str(400 * 1024))
+    # when the body is converted
+    local = convert_stream(Body(data), "s3://b/k", tmp_path, chosen)
+    # then row groups hold about 400 KiB of rows each, whatever the chunks were
+    metadata = pq.read_metadata(local.files["2026-11-27"])
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sum(sizes) == 200
+    assert len(set(sizes[:-1])) == 1 and 40 <= sizes[0] <= 55
+    assert len(list(iter_line_blocks(Body(data), 64 * 1024))) > metadata.num_row_groups
+
+
+def test_the_schema_version_is_in_the_file_footer(tmp_path: Path):
+    writer = RowGroupWriter(tmp_path / "x.parquet", compression="zstd", row_group_bytes=1 << 20)
+    writer.write(parse_block(line("a"), "s", 1)[0])
+    writer.close()
+    footer = pq.read_metadata(tmp_path / "x.parquet")
+    assert footer.metadata[b"fanout.schema_version"] == b"1"
+    assert footer.row_group(0).column(0).compression == "ZSTD"
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n   \n\r\n"], ids=["empty-object", "blank-lines-only"])
+def test_an_object_without_records_writes_nothing_and_is_no_error(tmp_path: Path, data: bytes):
+    local = convert_stream(Body(data), "s3://b/k", tmp_path, settings())
+    assert (local.files, local.quarantined) == ({}, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (gzip.compress(line("a") * 100), "s3://b/raw/k is gzip-compressed"),
+        (b"PAR1\x00\x00\x15\x04" * 50, "s3://b/raw/k is binary"),
+        (b"[" + line("a").strip() + b"," + line("b").strip() + b"]\n", "none of its 1 lines"),
+        (json.dumps([json.loads(line("a"))], indent=2).encode(), "none of its 11 lines"),
+        (b"device_id,datetime,values\ndev-1,2026-11-27,1\n", "is not newline-delimited JSON"),
+    ],
+    ids=["gzip", "binary", "json-array-one-line", "json-array-pretty", "csv"],
+)
+def test_an_object_that_is_not_ndjson_fails_with_its_key_named(
+    tmp_path: Path, data: bytes, message: str
+):
+    with pytest.raises(NotNdjsonError, match=message.replace("[", "\\[")):
+        convert_stream(Body(data), "s3://b/raw/k", tmp_path, settings())
+
+
+def test_a_json_array_line_among_records_is_a_corrupt_line(tmp_path: Path):
+    data = line("a") + b'[{"descriptor_id": "x"}]\n' + line("b")
+    local = convert_stream(Body(data), "s3://b/k", tmp_path, settings())
+    assert local.rows == {"2026-11-27": 2}
+    assert local.quarantine is not None
+    (entry,) = [json.loads(text) for text in local.quarantine.read_text().splitlines()]
+    assert entry["reason"] == "corrupt_line"
+    assert entry["detail"] == "line 2: line is a JSON list, not an object"
