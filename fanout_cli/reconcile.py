@@ -15,6 +15,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from writer.compact import live_keys, partition_dates
+
 WRITTEN = "written"
 DEAD_LETTERED = "dead_lettered"
 MISSING = "missing"
@@ -40,9 +42,19 @@ def _keys(s3: Any, bucket: str, prefix: str, suffix: str = "") -> Iterator[str]:
 
 
 def parquet_inventory(s3: Any, bucket: str, prefix: str) -> ParquetInventory:
-    """Read the ``descriptor_id`` column of every parquet file under ``prefix``."""
+    """Read the ``descriptor_id`` column of every live parquet file under ``prefix``.
+
+    "Live" follows the lake's reader rule (:func:`writer.compact.live_keys`): compaction
+    records, the inputs they retired and uncommitted outputs are not read, so a row is
+    counted once at every moment of a compaction.
+    """
     inventory = ParquetInventory()
-    for key in _keys(s3, bucket, prefix, ".parquet"):
+    keys = [
+        key
+        for day in partition_dates(s3, bucket, prefix)
+        for key in live_keys(bucket, prefix, day, s3=s3)
+    ]
+    for key in keys:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         ids = pq.read_table(io.BytesIO(body), columns=["descriptor_id"]).column(0).to_pylist()
         inventory.files[key] = len(ids)

@@ -56,8 +56,16 @@ def sqs_event_from_queue(sqs, queue_url: str, count: int) -> dict:
     return {"Records": [sqs_event_record(m, arn, "us-east-1") for m in messages]}
 
 
+@pytest.fixture
+def fresh_clients():
+    """These tests point boto3 at a proxy through the environment: no cached clients."""
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
 def test_each_fault_ends_where_it_must(
-    faulty_api, resources, client, monkeypatch, context, tmp_path
+    faulty_api, resources, client, monkeypatch, context, tmp_path, fresh_clients
 ):
     # given every fault of the API and Firehose refusing a third of the records
     sqs = client("sqs")
