@@ -1,6 +1,10 @@
+locals {
+  delivery_stream_name = "${var.name_prefix}-records"
+}
+
 # Valid records from the consumer, buffered into NDJSON objects under raw_prefix.
 resource "aws_kinesis_firehose_delivery_stream" "records" {
-  name        = "${var.name_prefix}-records"
+  name        = local.delivery_stream_name
   destination = "extended_s3"
 
   extended_s3_configuration {
@@ -26,4 +30,11 @@ resource "aws_kinesis_firehose_delivery_stream" "records" {
 
   # Firehose checks it can assume the role and write to the bucket when the stream is created.
   depends_on = [aws_iam_role_policy.firehose]
+
+  lifecycle {
+    postcondition {
+      condition     = self.arn == local.arns.delivery_stream
+      error_message = "The delivery stream's ARN is ${self.arn}, not the ${local.arns.delivery_stream} the consumer's policy grants on (iam.tf)."
+    }
+  }
 }

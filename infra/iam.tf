@@ -28,6 +28,23 @@ data "aws_iam_policy_document" "firehose_assume_role" {
 }
 
 locals {
+  # The ARNs the policies grant on, built from the resources' names rather than read from the
+  # resources, so that every policy is known at plan time: `terraform plan` shows each role's
+  # complete permissions before anything exists, and the plan test checks them without an
+  # apply. A postcondition on each resource checks its real ARN is the one built here.
+  arn_prefix = "arn:${data.aws_partition.current.partition}"
+  arns = {
+    bucket                   = "${local.arn_prefix}:s3:::${local.bucket_name}"
+    requests_queue           = "${local.arn_prefix}:sqs:${var.aws_region}:${local.account_id}:${local.queue_names.requests}"
+    failed_invocations_queue = "${local.arn_prefix}:sqs:${var.aws_region}:${local.account_id}:${local.queue_names.failed_invocations}"
+    delivery_stream          = "${local.arn_prefix}:firehose:${var.aws_region}:${local.account_id}:deliverystream/${local.delivery_stream_name}"
+    firehose_log_group       = "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:${local.firehose_log_group_name}"
+    lambda_log_groups = {
+      for function, name in local.function_names :
+      function => "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:/aws/lambda/${name}"
+    }
+  }
+
   # X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions: "*"
   # is the only resource they accept, and the only wildcard in these policies.
   xray_statement = {
@@ -54,19 +71,19 @@ data "aws_iam_policy_document" "producer" {
   statement {
     sid       = "EnqueueRequests"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.requests.arn]
+    resources = [local.arns.requests_queue]
   }
 
   statement {
     sid       = "OnFailureDestination"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.failed_invocations.arn]
+    resources = [local.arns.failed_invocations_queue]
   }
 
   statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.lambda["producer"].arn}:*"]
+    resources = ["${local.arns.lambda_log_groups.producer}:*"]
   }
 
   statement {
@@ -92,31 +109,35 @@ resource "aws_iam_role_policy" "consumer" {
 data "aws_iam_policy_document" "consumer" {
   statement {
     sid = "ConsumeRequests"
+    # Receive, Delete and GetQueueAttributes for the event source mapping; GetQueueUrl and
+    # ChangeMessageVisibility for the consumer, which defers the redelivery of transient
+    # failures.
     actions = [
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
       "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
       "sqs:ChangeMessageVisibility",
     ]
-    resources = [aws_sqs_queue.requests.arn]
+    resources = [local.arns.requests_queue]
   }
 
   statement {
     sid       = "DeliverRecords"
-    actions   = ["firehose:PutRecord", "firehose:PutRecordBatch"]
-    resources = [aws_kinesis_firehose_delivery_stream.records.arn]
+    actions   = ["firehose:PutRecordBatch"]
+    resources = [local.arns.delivery_stream]
   }
 
   statement {
     sid       = "Quarantine"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.data.arn}/${var.quarantine_prefix}*"]
+    resources = ["${local.arns.bucket}/${var.quarantine_prefix}consumer/*"]
   }
 
   statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.lambda["consumer"].arn}:*"]
+    resources = ["${local.arns.lambda_log_groups.consumer}:*"]
   }
 
   statement {
@@ -143,41 +164,42 @@ data "aws_iam_policy_document" "writer" {
   statement {
     sid       = "ReadRaw"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.data.arn}/${var.raw_prefix}*"]
+    resources = ["${local.arns.bucket}/${var.raw_prefix}*"]
   }
 
+  # upload_file goes multipart above 8 MB, and aborts the upload if a part fails.
   statement {
     sid     = "WriteParquetAndQuarantine"
-    actions = ["s3:PutObject"]
+    actions = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = [
-      "${aws_s3_bucket.data.arn}/${var.parquet_prefix}*",
-      "${aws_s3_bucket.data.arn}/${var.quarantine_prefix}*",
+      "${local.arns.bucket}/${var.parquet_prefix}*",
+      "${local.arns.bucket}/${var.quarantine_prefix}writer/*",
     ]
   }
 
-  # Listing lets a missing raw key read as 404 rather than 403; limited to the writer's prefixes.
+  # Listing lets a missing raw key read as 404 rather than 403; limited to the raw prefix.
   statement {
-    sid       = "ListOwnPrefixes"
+    sid       = "ListRaw"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.data.arn]
+    resources = [local.arns.bucket]
 
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${var.raw_prefix}*", "${var.parquet_prefix}*", "${var.quarantine_prefix}*"]
+      values   = ["${var.raw_prefix}*"]
     }
   }
 
   statement {
     sid       = "OnFailureDestination"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.failed_invocations.arn]
+    resources = [local.arns.failed_invocations_queue]
   }
 
   statement {
     sid       = "WriteLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.lambda["writer"].arn}:*"]
+    resources = ["${local.arns.lambda_log_groups.writer}:*"]
   }
 
   statement {
@@ -208,7 +230,7 @@ data "aws_iam_policy_document" "firehose" {
       "s3:ListBucket",
       "s3:ListBucketMultipartUploads",
     ]
-    resources = [aws_s3_bucket.data.arn]
+    resources = [local.arns.bucket]
   }
 
   statement {
@@ -219,14 +241,14 @@ data "aws_iam_policy_document" "firehose" {
       "s3:AbortMultipartUpload",
     ]
     resources = [
-      "${aws_s3_bucket.data.arn}/${var.raw_prefix}*",
-      "${aws_s3_bucket.data.arn}/${local.firehose_error_prefix}*",
+      "${local.arns.bucket}/${var.raw_prefix}*",
+      "${local.arns.bucket}/${local.firehose_error_prefix}*",
     ]
   }
 
   statement {
     sid       = "WriteDeliveryErrorLogs"
     actions   = ["logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.firehose.arn}:log-stream:*"]
+    resources = ["${local.arns.firehose_log_group}:log-stream:*"]
   }
 }

@@ -4,6 +4,14 @@ locals {
   function_names = {
     for function in local.lambda_function_names : function => "${var.name_prefix}-${function}"
   }
+
+  # Uploaded directly (Lambda takes up to 50 MiB zipped this way; `make package` prints each
+  # zip's size against that limit and fails above it). The hash is the zip's, so a function
+  # is updated exactly when its package's bytes change, and package.py builds them
+  # reproducibly.
+  packages = {
+    for function in local.lambda_function_names : function => "${local.package_dir}/${function}.zip"
+  }
 }
 
 resource "aws_lambda_function" "producer" {
@@ -16,9 +24,8 @@ resource "aws_lambda_function" "producer" {
   timeout       = var.producer_timeout_seconds
   memory_size   = var.producer_memory_mb
 
-  s3_bucket        = aws_s3_object.lambda_package["producer"].bucket
-  s3_key           = aws_s3_object.lambda_package["producer"].key
-  source_code_hash = aws_s3_object.lambda_package["producer"].source_hash
+  filename         = local.packages.producer
+  source_code_hash = filebase64sha256(local.packages.producer)
 
   environment {
     variables = merge(
@@ -54,9 +61,8 @@ resource "aws_lambda_function" "consumer" {
   timeout       = var.consumer_timeout_seconds
   memory_size   = var.consumer_memory_mb
 
-  s3_bucket        = aws_s3_object.lambda_package["consumer"].bucket
-  s3_key           = aws_s3_object.lambda_package["consumer"].key
-  source_code_hash = aws_s3_object.lambda_package["consumer"].source_hash
+  filename         = local.packages.consumer
+  source_code_hash = filebase64sha256(local.packages.consumer)
 
   environment {
     variables = {
@@ -99,9 +105,8 @@ resource "aws_lambda_function" "writer" {
   timeout       = var.writer_timeout_seconds
   memory_size   = var.writer_memory_mb
 
-  s3_bucket        = aws_s3_object.lambda_package["writer"].bucket
-  s3_key           = aws_s3_object.lambda_package["writer"].key
-  source_code_hash = aws_s3_object.lambda_package["writer"].source_hash
+  filename         = local.packages.writer
+  source_code_hash = filebase64sha256(local.packages.writer)
 
   environment {
     variables = {

@@ -3,11 +3,6 @@ output "bucket" {
   value       = aws_s3_bucket.data.id
 }
 
-output "artifacts_bucket" {
-  description = "Bucket holding the deployed function zips."
-  value       = aws_s3_bucket.artifacts.id
-}
-
 output "requests_queue_url" {
   description = "URL of the queue of request descriptors."
   value       = aws_sqs_queue.requests.url
@@ -66,4 +61,12 @@ output "parquet_prefix" {
 output "quarantine_prefix" {
   description = "Key prefix of quarantined documents."
   value       = var.quarantine_prefix
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarms: dead-letter queue depths and the quarantine rate."
+  value = concat(
+    [for alarm in aws_cloudwatch_metric_alarm.dead_letters : alarm.alarm_name],
+    [aws_cloudwatch_metric_alarm.quarantine_rate.alarm_name],
+  )
 }

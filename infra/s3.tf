@@ -3,8 +3,7 @@ locals {
 
   # Account and region make the default names globally unique yet deterministic (moto's
   # account is always 123456789012).
-  bucket_name           = coalesce(var.bucket_name, "${var.name_prefix}-${local.account_id}-${var.aws_region}")
-  artifacts_bucket_name = "${var.name_prefix}-artifacts-${local.account_id}-${var.aws_region}"
+  bucket_name = coalesce(var.bucket_name, "${var.name_prefix}-${local.account_id}-${var.aws_region}")
 
   # Firehose's error output lives beside, never under, raw_prefix: objects there must not
   # invoke the writer.
@@ -12,7 +11,7 @@ locals {
 
   lambda_function_names = ["producer", "consumer", "writer"]
 
-  # Both buckets deny every request not made over TLS. An emulator endpoint on plain http can
+  # The bucket denies every request not made over TLS. An emulator endpoint on plain http can
   # only be reached without TLS, so there the policy would refuse every object request (moto
   # evaluates it: PutObject answers 403). It is left out for such an endpoint alone; AWS and
   # https endpoints always get it.
@@ -24,6 +23,13 @@ locals {
 resource "aws_s3_bucket" "data" {
   bucket        = local.bucket_name
   force_destroy = var.force_destroy_bucket
+
+  lifecycle {
+    postcondition {
+      condition     = self.arn == local.arns.bucket
+      error_message = "The bucket's ARN is ${self.arn}, not the ${local.arns.bucket} the policies grant on (iam.tf)."
+    }
+  }
 }
 
 resource "aws_s3_bucket_ownership_controls" "data" {
@@ -69,7 +75,7 @@ data "aws_iam_policy_document" "data_bucket" {
     effect = "Deny"
     # A deny must cover every action, so here (and only in denies) the action is s3:*.
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.data.arn, "${aws_s3_bucket.data.arn}/*"]
+    resources = [local.arns.bucket, "${local.arns.bucket}/*"]
 
     principals {
       type        = "*"
@@ -119,78 +125,19 @@ resource "aws_lambda_permission" "writer_from_s3" {
   source_account = local.account_id
 }
 
-# Artifacts bucket: the function zips. Lambda takes at most 50 MB in a direct upload and the
-# writer's zip (pyarrow) is larger, so every function's code goes through S3.
-
-resource "aws_s3_bucket" "artifacts" {
-  bucket        = local.artifacts_bucket_name
-  force_destroy = var.force_destroy_bucket
-}
-
-resource "aws_s3_bucket_ownership_controls" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
+# The writer's uploads go multipart above 8 MB; parts of one that never completed (a timeout
+# mid-upload) would otherwise be stored, and billed, forever.
+resource "aws_s3_bucket_lifecycle_configuration" "data" {
+  bucket = aws_s3_bucket.data.id
 
   rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
 
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
+    filter {}
 
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
     }
   }
-}
-
-resource "aws_s3_bucket_policy" "artifacts" {
-  count = local.deny_insecure_transport ? 1 : 0
-
-  bucket = aws_s3_bucket.artifacts.id
-  policy = data.aws_iam_policy_document.artifacts_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.artifacts]
-}
-
-data "aws_iam_policy_document" "artifacts_bucket" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_object" "lambda_package" {
-  for_each = toset(local.lambda_function_names)
-
-  bucket      = aws_s3_bucket.artifacts.id
-  key         = "lambda/${each.key}.zip"
-  source      = "${local.package_dir}/${each.key}.zip"
-  source_hash = filebase64sha256("${local.package_dir}/${each.key}.zip")
-
-  # The bucket's default encryption applies; waiting for it keeps the first upload encrypted.
-  depends_on = [aws_s3_bucket_server_side_encryption_configuration.artifacts]
 }

@@ -3,13 +3,19 @@ locals {
   # timeout, so a batch still being retried by Lambda does not reappear to another poller.
   queue_visibility_timeout_seconds = coalesce(var.queue_visibility_timeout_seconds, 6 * var.consumer_timeout_seconds)
 
+  queue_names = {
+    requests           = "${var.name_prefix}-requests"
+    requests_dlq       = "${var.name_prefix}-requests-dlq"
+    failed_invocations = "${var.name_prefix}-failed-invocations"
+  }
+
   four_days_seconds     = 4 * 24 * 3600
   fourteen_days_seconds = 14 * 24 * 3600
 }
 
 # Request descriptors from the producer, consumed by the consumer's event source mapping.
 resource "aws_sqs_queue" "requests" {
-  name                       = "${var.name_prefix}-requests"
+  name                       = local.queue_names.requests
   visibility_timeout_seconds = local.queue_visibility_timeout_seconds
   message_retention_seconds  = local.four_days_seconds
   sqs_managed_sse_enabled    = true
@@ -25,12 +31,17 @@ resource "aws_sqs_queue" "requests" {
       condition     = local.queue_visibility_timeout_seconds >= var.consumer_timeout_seconds
       error_message = "queue_visibility_timeout_seconds (${local.queue_visibility_timeout_seconds}) must be at least consumer_timeout_seconds (${var.consumer_timeout_seconds})."
     }
+
+    postcondition {
+      condition     = self.arn == local.arns.requests_queue
+      error_message = "The requests queue's ARN is ${self.arn}, not the ${local.arns.requests_queue} the policies grant on (iam.tf)."
+    }
   }
 }
 
 # Descriptors that failed max_receive_count times; kept as long as SQS allows.
 resource "aws_sqs_queue" "requests_dead_letter" {
-  name                      = "${var.name_prefix}-requests-dlq"
+  name                      = local.queue_names.requests_dlq
   message_retention_seconds = local.fourteen_days_seconds
   sqs_managed_sse_enabled   = true
 }
@@ -38,7 +49,14 @@ resource "aws_sqs_queue" "requests_dead_letter" {
 # Events that the asynchronously invoked functions (producer, writer) still failed after
 # Lambda's retries: their on-failure destination.
 resource "aws_sqs_queue" "failed_invocations" {
-  name                      = "${var.name_prefix}-failed-invocations"
+  name                      = local.queue_names.failed_invocations
   message_retention_seconds = local.fourteen_days_seconds
   sqs_managed_sse_enabled   = true
+
+  lifecycle {
+    postcondition {
+      condition     = self.arn == local.arns.failed_invocations_queue
+      error_message = "The failed-invocations queue's ARN is ${self.arn}, not the ${local.arns.failed_invocations_queue} the policies grant on (iam.tf)."
+    }
+  }
 }

@@ -6,8 +6,8 @@ variable "name_prefix" {
   default     = "fanout"
 
   validation {
-    # Lower case because it becomes part of S3 bucket names; 24 characters at most so that
-    # "<prefix>-artifacts-<account id>-<region>" stays within S3's 63.
+    # Lower case because it becomes part of the bucket's name; 24 characters at most so that
+    # "<prefix>-<account id>-<region>" stays well within S3's 63.
     condition     = can(regex("^[a-z][a-z0-9-]{0,22}[a-z0-9]$", var.name_prefix))
     error_message = "name_prefix must be 2-24 characters of a-z, 0-9 and '-', start with a letter and not end with '-'."
   }
@@ -69,7 +69,7 @@ variable "bucket_name" {
 }
 
 variable "force_destroy_bucket" {
-  description = "Let `terraform destroy` delete the data and artifact buckets even when they hold objects."
+  description = "Let `terraform destroy` delete the data bucket even when it holds objects."
   type        = bool
   default     = false
 }
@@ -138,13 +138,13 @@ variable "log_level" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the functions' and Firehose's log groups, in days (0 = never expire)."
+  description = "Retention of the functions' and Firehose's log groups, in days. Logs always expire: CloudWatch's \"never\" (0) is refused."
   type        = number
   default     = 30
 
   validation {
-    condition     = contains([0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
-    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, ...)."
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, ...); 0 (never expire) is refused."
   }
 }
 
@@ -407,5 +407,29 @@ variable "compression" {
   validation {
     condition     = contains(["zstd", "snappy", "gzip", "none"], var.compression)
     error_message = "compression must be one of zstd, snappy, gzip, none."
+  }
+}
+
+# Alarms
+
+variable "alarm_actions" {
+  description = "ARNs (an SNS topic, typically) notified when an alarm fires and when it clears; empty means the alarms only change state, visible in the CloudWatch console."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_actions : can(regex("^arn:", arn))])
+    error_message = "alarm_actions must be ARNs."
+  }
+}
+
+variable "quarantine_rate_alarm_percent" {
+  description = "Quarantined documents, as a percentage of those the consumer fetched in five minutes, above which the quarantine-rate alarm fires."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.quarantine_rate_alarm_percent > 0 && var.quarantine_rate_alarm_percent <= 100
+    error_message = "quarantine_rate_alarm_percent must be above 0 and at most 100."
   }
 }
