@@ -209,6 +209,57 @@ data "aws_iam_policy_document" "writer" {
   }
 }
 
+# Compactor: reads, rewrites and deletes files of the parquet tree, nothing else.
+
+resource "aws_iam_role" "compactor" {
+  name               = "${var.name_prefix}-compactor"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "compactor" {
+  name   = "${var.name_prefix}-compactor"
+  role   = aws_iam_role.compactor.id
+  policy = data.aws_iam_policy_document.compactor.json
+}
+
+data "aws_iam_policy_document" "compactor" {
+  statement {
+    sid       = "RewriteParquet"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.arns.bucket}/${var.parquet_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListParquet"
+    actions   = ["s3:ListBucket"]
+    resources = [local.arns.bucket]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.parquet_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "OnFailureDestination"
+    actions   = ["sqs:SendMessage"]
+    resources = [local.arns.failed_invocations_queue]
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${local.arns.lambda_log_groups.compactor}:*"]
+  }
+
+  statement {
+    sid       = local.xray_statement.sid
+    actions   = local.xray_statement.actions
+    resources = local.xray_statement.resources
+  }
+}
+
 # Firehose
 
 resource "aws_iam_role" "firehose" {

@@ -10,8 +10,11 @@ locals {
   # is updated exactly when its package's bytes change, and package.py builds them
   # reproducibly.
   packages = {
-    for function in local.lambda_function_names : function => "${local.package_dir}/${function}.zip"
+    for function in local.lambda_function_names :
+    function => "${local.package_dir}/${lookup(local.package_of, function, function)}.zip"
   }
+  # The compactor is the writer's code with another handler.
+  package_of = { compactor = "writer" }
 }
 
 resource "aws_lambda_function" "producer" {
@@ -130,6 +133,47 @@ resource "aws_lambda_function" "writer" {
   ]
 }
 
+resource "aws_lambda_function" "compactor" {
+  function_name = local.function_names.compactor
+  description   = "Merges each recent parquet partition's small files, one row per descriptor."
+  role          = aws_iam_role.compactor.arn
+  runtime       = "python3.12"
+  architectures = [var.architecture]
+  handler       = "writer.handler.compact_handler"
+  timeout       = var.compactor_timeout_seconds
+  memory_size   = var.compactor_memory_mb
+
+  filename         = local.packages.compactor
+  source_code_hash = filebase64sha256(local.packages.compactor)
+
+  # Runs on one partition must not overlap (writer/compact.py): one at a time.
+  reserved_concurrent_executions = 1
+
+  # One input and one output file of compact_target_bytes sit on local disk at once.
+  ephemeral_storage {
+    size = max(512, ceil(3 * var.compact_target_bytes / 1048576))
+  }
+
+  environment {
+    variables = {
+      FANOUT_BUCKET               = aws_s3_bucket.data.id
+      FANOUT_PARQUET_PREFIX       = var.parquet_prefix
+      FANOUT_COMPRESSION          = var.compression
+      FANOUT_COMPACT_TARGET_BYTES = tostring(var.compact_target_bytes)
+      FANOUT_LOG_LEVEL            = var.log_level
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  depends_on = [
+    aws_iam_role_policy.compactor,
+    aws_cloudwatch_log_group.lambda["compactor"],
+  ]
+}
+
 resource "aws_lambda_event_source_mapping" "consumer_requests" {
   event_source_arn = aws_sqs_queue.requests.arn
   # The name, not the ARN: AWS takes either, but moto stores the value as given and
@@ -158,7 +202,8 @@ resource "aws_lambda_event_source_mapping" "consumer_requests" {
   }
 }
 
-# Asynchronous invocations (schedule -> producer, S3 -> writer): two retries, then the event
+# Asynchronous invocations (schedules -> producer and compactor, S3 -> writer): two retries,
+# then the event
 # goes to the failed-invocations queue as an on-failure destination record, which carries
 # the request, the error and the attempt count (a dead_letter_config would carry only the
 # event). The role's sqs:SendMessage on that queue is checked when this is created.
@@ -186,4 +231,17 @@ resource "aws_lambda_function_event_invoke_config" "writer" {
   }
 
   depends_on = [aws_iam_role_policy.writer]
+}
+
+resource "aws_lambda_function_event_invoke_config" "compactor" {
+  function_name          = aws_lambda_function.compactor.function_name
+  maximum_retry_attempts = 2
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.failed_invocations.arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.compactor]
 }

@@ -70,3 +70,13 @@ output "alarm_names" {
     [aws_cloudwatch_metric_alarm.quarantine_rate.alarm_name],
   )
 }
+
+output "compactor_function_name" {
+  description = "Name of the compactor function."
+  value       = aws_lambda_function.compactor.function_name
+}
+
+output "compaction_rule_name" {
+  description = "Name of the EventBridge rule that ticks the compactor."
+  value       = aws_cloudwatch_event_rule.compaction.name
+}

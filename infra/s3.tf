@@ -9,7 +9,7 @@ locals {
   # invoke the writer.
   firehose_error_prefix = "raw-errors/"
 
-  lambda_function_names = ["producer", "consumer", "writer"]
+  lambda_function_names = ["producer", "consumer", "writer", "compactor"]
 
   # The bucket denies every request not made over TLS. An emulator endpoint on plain http can
   # only be reached without TLS, so there the policy would refuse every object request (moto

@@ -389,7 +389,7 @@ variable "writer_memory_mb" {
 }
 
 variable "writer_chunk_bytes" {
-  description = "Raw bytes the writer converts per parquet row group (FANOUT_CHUNK_BYTES)."
+  description = "Raw bytes the writer reads and parses at a time; with the row-group size it bounds the writer's memory (FANOUT_CHUNK_BYTES)."
   type        = number
   default     = 16777216
 
@@ -431,5 +431,44 @@ variable "quarantine_rate_alarm_percent" {
   validation {
     condition     = var.quarantine_rate_alarm_percent > 0 && var.quarantine_rate_alarm_percent <= 100
     error_message = "quarantine_rate_alarm_percent must be above 0 and at most 100."
+  }
+}
+
+variable "compaction_schedule_expression" {
+  description = "When the compactor merges yesterday's and today's parquet partitions: twenty past each hour by default, clear of the producer's tick."
+  type        = string
+  default     = "cron(20 * * * ? *)"
+}
+
+variable "compactor_timeout_seconds" {
+  description = "Compactor function timeout in seconds."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.compactor_timeout_seconds >= 1 && var.compactor_timeout_seconds <= 900
+    error_message = "compactor_timeout_seconds must be between 1 and 900."
+  }
+}
+
+variable "compactor_memory_mb" {
+  description = "Compactor function memory in MB."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = var.compactor_memory_mb >= 128 && var.compactor_memory_mb <= 10240
+    error_message = "compactor_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "compact_target_bytes" {
+  description = "Size on disk at which compaction closes an output file (FANOUT_COMPACT_TARGET_BYTES); 128 MiB suits Athena and Spark."
+  type        = number
+  default     = 134217728
+
+  validation {
+    condition     = var.compact_target_bytes >= 1048576 && var.compact_target_bytes <= 2147483648
+    error_message = "compact_target_bytes must be between 1 MiB and 2 GiB."
   }
 }

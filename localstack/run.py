@@ -37,6 +37,7 @@ from fanout_core.settings import parse_duration
 from localstack.faults import FaultPlan, FaultSpecError
 from localstack.sample_api import device_ids
 from localstack.stack import Stack, StackConfig, local_stack
+from writer.compact import partition_dates
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -106,6 +107,23 @@ def trigger(stack: Stack, windows: int, at: datetime) -> dict[str, Any]:
 
 def _producer(stack: Stack) -> str:
     return str(stack.outputs["producer_function_name"])
+
+
+def compact(stack: Stack) -> dict[str, Any]:
+    """Run the compactor over every partition, as its schedule does over recent ones."""
+    dates = partition_dates(
+        stack.client("s3"), stack.outputs["bucket"], stack.outputs["parquet_prefix"]
+    )
+    outcome = stack.runner.invoke_async(
+        str(stack.outputs["compactor_function_name"]), {"dates": dates}
+    ).result(timeout=900)
+    if not outcome.ok:
+        error = outcome.error or {}
+        raise RuntimeError(
+            f"the compactor failed: {error.get('errorType')}: {error.get('errorMessage')}"
+        )
+    result: dict[str, Any] = outcome.result
+    return {key: result[key] for key in ("partitions", "inputs", "rows", "duplicates")}
 
 
 def consumer_counts(log_path: Path) -> Counter[str]:
@@ -187,6 +205,7 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
             flush=True,
         )
         drained = stack.runner.wait_idle(request.timeout)
+        compacted = compact(stack)
         pipeline_seconds = time.monotonic() - pipeline_started
         # Throughput counts until the last invocation finished, not the idle check after it.
         busy_seconds = max(stack.runner.pool.last_finished - pipeline_started, 1e-9)
@@ -220,6 +239,7 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
             "pipeline_seconds": round(pipeline_seconds, 2),
             "docs_per_second": round(parquet["rows_written"] / busy_seconds, 1),
             "sqs_batches": stats.sqs_batches,
+            "compacted": compacted,
             "setup_seconds": round(stack.timings["ready"], 2),
             "devices": request.devices,
             "values_per_document": request.values,

@@ -70,7 +70,11 @@ class Stack:
     @property
     def schedule(self) -> ScheduleTrigger:
         """The producer's schedule."""
-        return self.wiring.schedules[0]
+        return self.schedule_of(self.outputs["producer_function_name"])
+
+    def schedule_of(self, function: str) -> ScheduleTrigger:
+        """The schedule that ticks ``function``."""
+        return next(s for s in self.wiring.schedules if function in s.functions)
 
     @property
     def api(self) -> ApiConfig:

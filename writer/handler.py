@@ -35,7 +35,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def compact_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Compact the partitions ``event`` names (yesterday and today for a schedule tick)."""
     settings = WriterSettings.from_env()
-    with bind(request_id=getattr(context, "aws_request_id", None), function="compact"):
+    with bind(request_id=getattr(context, "aws_request_id", None), function="compactor"):
         dates = compaction_dates(event)
         results = compact(
             settings.bucket,

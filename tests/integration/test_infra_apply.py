@@ -298,21 +298,29 @@ def test_function_environment_points_at_the_deployed_resources(deployment: Deplo
     assert writer["FANOUT_COMPRESSION"] == "zstd"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_runs_the_packaged_handler(deployment: Deployment, function: str) -> None:
+@pytest.mark.parametrize(
+    ("function", "package", "handler"),
+    [
+        *((f, f, f"{f}.handler.lambda_handler") for f in FUNCTIONS),
+        ("compactor", "writer", "writer.handler.compact_handler"),
+    ],
+)
+def test_function_runs_the_packaged_handler(
+    deployment: Deployment, function: str, package: str, handler: str
+) -> None:
     config = deployment.client("lambda").get_function_configuration(
         FunctionName=deployment.outputs[f"{function}_function_name"]
     )
 
     assert config["Runtime"] == "python3.12"
-    assert config["Handler"] == f"{function}.handler.lambda_handler"
+    assert config["Handler"] == handler
     assert config["Architectures"] == ["x86_64"]
     assert config["TracingConfig"] == {"Mode": "Active"}
     # The local runner finds the code to run by this hash.
-    assert config["CodeSha256"] == deployment.code_sha256[function]
+    assert config["CodeSha256"] == deployment.code_sha256[package]
 
 
-@pytest.mark.parametrize("function", ["producer", "writer"])
+@pytest.mark.parametrize("function", ["producer", "writer", "compactor"])
 def test_asynchronously_invoked_function_is_retried_twice_then_sent_to_its_destination(
     deployment: Deployment, function: str
 ) -> None:
@@ -341,18 +349,27 @@ def test_raw_objects_notify_the_writer(deployment: Deployment) -> None:
     assert target["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "raw/"}]
 
 
-def test_schedule_invokes_the_producer(deployment: Deployment) -> None:
+@pytest.mark.parametrize(
+    ("rule_output", "function", "expression"),
+    [
+        ("schedule_rule_name", "producer", "cron(5 * * * ? *)"),
+        ("compaction_rule_name", "compactor", "cron(20 * * * ? *)"),
+    ],
+)
+def test_schedule_invokes_its_function(
+    deployment: Deployment, rule_output: str, function: str, expression: str
+) -> None:
     events, lam = deployment.client("events"), deployment.client("lambda")
-    producer_arn = lam.get_function_configuration(
-        FunctionName=deployment.outputs["producer_function_name"]
+    function_arn = lam.get_function_configuration(
+        FunctionName=deployment.outputs[f"{function}_function_name"]
     )["FunctionArn"]
 
-    [rule] = events.list_rules(NamePrefix=deployment.outputs["schedule_rule_name"])["Rules"]
+    [rule] = events.list_rules(NamePrefix=deployment.outputs[rule_output])["Rules"]
     targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
 
-    assert rule["ScheduleExpression"] == "cron(5 * * * ? *)"
+    assert rule["ScheduleExpression"] == expression
     assert rule["State"] == "ENABLED"
-    assert [target["Arn"] for target in targets] == [producer_arn]
+    assert [target["Arn"] for target in targets] == [function_arn]
 
 
 def test_requests_queue_redrives_to_the_dead_letter_queue(deployment: Deployment) -> None:

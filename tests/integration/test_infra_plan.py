@@ -37,7 +37,9 @@ pytestmark = pytest.mark.integration
 # and the only wildcard resource any policy here may grant.
 XRAY_WRITE_ACTIONS = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 POLICY_ATTRIBUTES = ("policy", "assume_role_policy")
-FUNCTIONS = ("producer", "consumer", "writer")
+FUNCTIONS = ("producer", "consumer", "writer", "compactor")
+#: The zip each function runs: the compactor is the writer's code with another handler.
+PACKAGE_OF = {"compactor": "writer"}
 
 
 @dataclass(frozen=True)
@@ -271,7 +273,7 @@ def test_no_policy_grants_a_wildcard_action_or_resource(plan: Plan) -> None:
         if (found := wildcard_grants(document))
     }
 
-    assert len(documents) >= 8  # four roles: a trust policy and a permissions policy each
+    assert len(documents) >= 10  # five roles: a trust policy and a permissions policy each
     assert problems == {}
 
 
@@ -452,14 +454,14 @@ def test_queues_and_the_delivery_stream_are_encrypted(plan: Plan) -> None:
 def test_every_log_group_expires(plan: Plan) -> None:
     groups = plan.planned("aws_cloudwatch_log_group")
 
-    assert len(groups) == 4  # three functions and Firehose
+    assert len(groups) == 5  # four functions and Firehose
     assert all(group["retention_in_days"] > 0 for group in groups.values())
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_code_is_the_built_zip_uploaded_directly(plan: Plan, function: str) -> None:
     values = plan.planned("aws_lambda_function")[f"aws_lambda_function.{function}"]
-    package = plan.package_dir / f"{function}.zip"
+    package = plan.package_dir / f"{PACKAGE_OF.get(function, function)}.zip"
 
     assert Path(values["filename"]).resolve() == package.resolve()
     assert (
