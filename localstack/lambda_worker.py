@@ -66,6 +66,9 @@ def main() -> None:
         if init_error is not None:
             response = init_error
         else:
+            # Lambda's runtime sets the invocation's trace header here before each call.
+            if request.get("trace_id"):
+                os.environ["_X_AMZN_TRACE_ID"] = request["trace_id"]
             print(f"START RequestId: {request['request_id']}", file=sys.stderr, flush=True)
             try:
                 result = handler(request["event"], LambdaContext(request))

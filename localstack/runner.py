@@ -346,6 +346,7 @@ class _Worker:
             "event": event,
             "deadline_ms": deadline_ms,
             "function_arn": self.spec.arn,
+            "trace_id": trace_header(),
         }
         assert self.process.stdin is not None
         try:
@@ -380,6 +381,15 @@ class _Worker:
         if self.alive:
             self.process.kill()
         self.process.wait(timeout=10)
+
+
+def trace_header() -> str:
+    """An X-Ray trace header for one invocation, as Lambda sets ``_X_AMZN_TRACE_ID``.
+
+    Every local invocation is sampled (Lambda samples by rule), so traces can be inspected.
+    """
+    root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+    return f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=1"
 
 
 def _crash(message: str, timed_out: bool = False) -> dict[str, Any]:
