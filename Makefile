@@ -19,12 +19,13 @@ VALUES ?= 1000
 WINDOWS ?= 1
 SEED ?= 7
 FAULTS ?=
+EMULATOR ?= moto
 
-.PHONY: help venv package run test test-fast bench lint tf-check clean deploy deploy-local
+.PHONY: help venv package run test test-fast e2e-localstack bench lint tf-check clean deploy deploy-local
 
 help: ## List every target with one line each
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  make run knobs: DEVICES=$(DEVICES) VALUES=$(VALUES) WINDOWS=$(WINDOWS) SEED=$(SEED) FAULTS=$(FAULTS)"
+	@echo "  make run knobs: DEVICES=$(DEVICES) VALUES=$(VALUES) WINDOWS=$(WINDOWS) SEED=$(SEED) EMULATOR=$(EMULATOR) FAULTS=$(FAULTS)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,8 +62,8 @@ deploy: package ## Apply infra/ to the AWS account of your credentials (API_BASE
 	terraform -chdir=infra apply -input=false \
 		-var 'api_base_url=$(API_BASE_URL)' -var 'architecture=$(or $(ARCH),x86_64)' $(TF_ARGS)
 
-run: package ## Run the pipeline end to end on the local emulator (DEVICES, VALUES, WINDOWS, SEED, FAULTS)
-	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED) --faults "$(FAULTS)"
+run: package ## Run the pipeline end to end on a local emulator (DEVICES, VALUES, WINDOWS, SEED, FAULTS, EMULATOR)
+	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED) --faults "$(FAULTS)" --emulator $(EMULATOR)
 
 bench: venv ## Benchmarks against same-run baselines; results in build/bench.json (SECTIONS=consumer writer)
 	$(PY) -m bench $(SECTIONS)
@@ -75,8 +76,12 @@ lint: venv ## ruff (format and lint) and mypy
 tf-check: venv ## terraform fmt -check and validate on infra/
 	$(PY) -m localstack.terraform check
 
-test: lint package ## Everything CI runs: lint, unit, integration (Terraform checks and apply included), end-to-end
+test: lint package ## Everything CI runs: lint, unit, integration (Terraform included), end-to-end on moto and LocalStack
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory e2e-localstack
+
+e2e-localstack: package ## The end-to-end suite (normal and fault runs) against LocalStack, without Docker
+	E2E_EMULATOR=localstack $(BIN)/pytest tests/e2e
 
 test-fast: venv ## Unit tests only (no emulator, no sockets beyond the sample API)
 	$(BIN)/pytest tests/unit -q

@@ -24,7 +24,7 @@ resource "aws_kinesis_firehose_delivery_stream" "records" {
   }
 
   server_side_encryption {
-    enabled  = true
+    enabled  = var.firehose_encryption
     key_type = "AWS_OWNED_CMK"
   }
 

@@ -30,22 +30,22 @@ output "delivery_stream_name" {
 
 output "producer_function_name" {
   description = "Name of the producer function."
-  value       = aws_lambda_function.producer.function_name
+  value       = local.function_names.producer
 }
 
 output "consumer_function_name" {
   description = "Name of the consumer function."
-  value       = aws_lambda_function.consumer.function_name
+  value       = local.function_names.consumer
 }
 
 output "writer_function_name" {
   description = "Name of the writer function."
-  value       = aws_lambda_function.writer.function_name
+  value       = local.function_names.writer
 }
 
 output "schedule_rule_name" {
   description = "EventBridge rule that invokes the producer."
-  value       = aws_cloudwatch_event_rule.schedule.name
+  value       = aws_cloudwatch_event_rule.schedule["producer"].name
 }
 
 output "raw_prefix" {
@@ -73,10 +73,60 @@ output "alarm_names" {
 
 output "compactor_function_name" {
   description = "Name of the compactor function."
-  value       = aws_lambda_function.compactor.function_name
+  value       = local.function_names.compactor
 }
 
 output "compaction_rule_name" {
   description = "Name of the EventBridge rule that ticks the compactor."
-  value       = aws_cloudwatch_event_rule.compaction.name
+  value       = aws_cloudwatch_event_rule.schedule["compactor"].name
+}
+
+# What a local runner needs to play Lambda where the target cannot (functions_run_on_target
+# = false), made from the same locals as the Lambda resources, so both agree by construction.
+output "functions" {
+  description = "Each function's handler, timeout, memory, environment, package and retry policy."
+  value = {
+    for name, f in local.functions : name => {
+      function_name      = local.function_names[name]
+      handler            = f.handler
+      timeout            = f.timeout
+      memory_mb          = f.memory_mb
+      environment        = f.environment
+      package            = local.packages[name]
+      code_sha256        = filebase64sha256(local.packages[name])
+      max_retry_attempts = f.asynchronous ? local.max_retry_attempts : null
+      on_failure_arn     = f.asynchronous ? aws_sqs_queue.failed_invocations.arn : null
+    }
+  }
+}
+
+output "event_sources" {
+  description = "How each function is triggered: the SQS mapping, the bucket notification and the schedules (with the queues that carry them where no functions exist)."
+  value = {
+    sqs = [{
+      function                   = "consumer"
+      queue_arn                  = aws_sqs_queue.requests.arn
+      queue_url                  = aws_sqs_queue.requests.url
+      batch_size                 = var.consumer_batch_size
+      window_seconds             = var.consumer_batching_window_seconds
+      max_concurrency            = var.consumer_max_concurrency
+      report_batch_item_failures = true
+    }]
+    s3 = [{
+      function  = "writer"
+      bucket    = aws_s3_bucket.data.id
+      events    = ["s3:ObjectCreated:*"]
+      prefix    = var.raw_prefix
+      queue_url = var.create_functions ? null : aws_sqs_queue.raw_objects[0].url
+    }]
+    schedules = [
+      for name, rule in aws_cloudwatch_event_rule.schedule : {
+        function   = name
+        rule_name  = rule.name
+        rule_arn   = rule.arn
+        expression = rule.schedule_expression
+        queue_url  = var.create_functions ? null : aws_sqs_queue.schedule_ticks[0].url
+      }
+    ]
+  }
 }

@@ -93,15 +93,31 @@ data "aws_iam_policy_document" "data_bucket" {
 resource "aws_s3_bucket_notification" "data" {
   bucket = aws_s3_bucket.data.id
 
-  lambda_function {
-    id                  = "raw-to-writer"
-    lambda_function_arn = aws_lambda_function.writer.arn
-    events              = ["s3:ObjectCreated:*"]
-    filter_prefix       = var.raw_prefix
+  dynamic "lambda_function" {
+    for_each = var.create_functions ? [aws_lambda_function.function["writer"].arn] : []
+
+    content {
+      id                  = "raw-to-writer"
+      lambda_function_arn = lambda_function.value
+      events              = ["s3:ObjectCreated:*"]
+      filter_prefix       = var.raw_prefix
+    }
   }
 
-  # S3 checks it may invoke the function when the notification is put.
-  depends_on = [aws_lambda_permission.writer_from_s3]
+  # Without functions, the same notification goes to a queue the local runner reads.
+  dynamic "queue" {
+    for_each = var.create_functions ? [] : [aws_sqs_queue.raw_objects[0].arn]
+
+    content {
+      id            = "raw-to-writer"
+      queue_arn     = queue.value
+      events        = ["s3:ObjectCreated:*"]
+      filter_prefix = var.raw_prefix
+    }
+  }
+
+  # S3 checks it may invoke the function (or send to the queue) when the notification is put.
+  depends_on = [aws_lambda_permission.writer_from_s3, aws_sqs_queue_policy.raw_objects]
 
   lifecycle {
     precondition {
@@ -117,9 +133,11 @@ resource "aws_s3_bucket_notification" "data" {
 }
 
 resource "aws_lambda_permission" "writer_from_s3" {
+  count = var.create_functions ? 1 : 0
+
   statement_id   = "AllowS3InvokeFromDataBucket"
   action         = "lambda:InvokeFunction"
-  function_name  = aws_lambda_function.writer.function_name
+  function_name  = aws_lambda_function.function["writer"].function_name
   principal      = "s3.amazonaws.com"
   source_arn     = aws_s3_bucket.data.arn
   source_account = local.account_id

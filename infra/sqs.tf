@@ -60,3 +60,57 @@ resource "aws_sqs_queue" "failed_invocations" {
     }
   }
 }
+
+# Where no functions exist (create_functions = false): the bucket's notifications of raw
+# objects, and the schedules' ticks, go to queues the local runner reads and delivers to the
+# writer, the producer and the compactor as S3 and EventBridge would.
+resource "aws_sqs_queue" "raw_objects" {
+  count = var.create_functions ? 0 : 1
+
+  name                       = "${var.name_prefix}-raw-objects"
+  visibility_timeout_seconds = var.writer_timeout_seconds
+  message_retention_seconds  = local.four_days_seconds
+  sqs_managed_sse_enabled    = true
+}
+
+resource "aws_sqs_queue_policy" "raw_objects" {
+  count = var.create_functions ? 0 : 1
+
+  queue_url = aws_sqs_queue.raw_objects[0].url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "FromDataBucket"
+      Effect    = "Allow"
+      Principal = { Service = "s3.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.raw_objects[0].arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_s3_bucket.data.arn } }
+    }]
+  })
+}
+
+resource "aws_sqs_queue" "schedule_ticks" {
+  count = var.create_functions ? 0 : 1
+
+  name                      = "${var.name_prefix}-schedule-ticks"
+  message_retention_seconds = local.four_days_seconds
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue_policy" "schedule_ticks" {
+  count = var.create_functions ? 0 : 1
+
+  queue_url = aws_sqs_queue.schedule_ticks[0].url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "FromSchedules"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.schedule_ticks[0].arn
+      Condition = { ArnEquals = { "aws:SourceArn" = [for rule in aws_cloudwatch_event_rule.schedule : rule.arn] } }
+    }]
+  })
+}

@@ -49,6 +49,24 @@ variable "functions_run_on_target" {
   default     = true
 }
 
+variable "create_functions" {
+  description = <<-EOT
+    Whether Lambda functions are created at all. True for AWS and for moto (which stores
+    functions it cannot run). False for LocalStack without Docker, where functions never reach
+    the Active state: everything else is applied, the bucket's notifications and the schedules
+    go to queues instead (raw-objects, schedule-ticks), and the local runner plays the functions
+    from the `functions` and `event_sources` outputs. Implies functions_run_on_target = false.
+  EOT
+  type        = bool
+  default     = true
+}
+
+variable "firehose_encryption" {
+  description = "Server-side encryption of the Firehose stream. Keep it on; LocalStack cannot emulate StartDeliveryStreamEncryption, so localstack.tfvars turns it off there."
+  type        = bool
+  default     = true
+}
+
 variable "tags" {
   description = "Extra tags for every resource (the provider adds Project = name_prefix)."
   type        = map(string)

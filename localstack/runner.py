@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,18 @@ class SqsMapping:
 
 @dataclass(frozen=True)
 class S3Trigger:
-    """A bucket notification that invokes a function."""
+    """A bucket notification that invokes a function.
+
+    ``queue_url`` is set where the notification goes to a queue (a target without
+    functions): the runner reads S3's events from it instead of watching the bucket.
+    """
 
     bucket: str
     function: str
     events: tuple[str, ...]
     prefix: str
     suffix: str
+    queue_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class ScheduleTrigger:
     rule_arn: str
     schedule_expression: str
     functions: tuple[str, ...]
+    queue_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,68 @@ def discover(clients: Callable[[str], Any], name_prefix: str, region: str) -> Wi
         sqs_mappings=_sqs_mappings(clients("lambda"), clients("sqs"), functions),
         s3_triggers=_s3_triggers(clients("s3"), arns),
         schedules=_schedules(clients("events"), name_prefix, arns),
+        region=region,
+    )
+
+
+def wiring_from_outputs(outputs: Mapping[str, Any], region: str, account: str) -> Wiring:
+    """The wiring Terraform describes in its ``functions`` and ``event_sources`` outputs.
+
+    For a target without functions (LocalStack without Docker): the outputs are made from
+    the same locals the Lambda resources are, so this is the configuration AWS would get.
+    """
+    specs = outputs["functions"]
+    names = {key: spec["function_name"] for key, spec in specs.items()}
+    functions = {
+        spec["function_name"]: FunctionSpec(
+            name=spec["function_name"],
+            arn=f"arn:aws:lambda:{region}:{account}:function:{spec['function_name']}",
+            handler=spec["handler"],
+            timeout=int(spec["timeout"]),
+            memory_mb=int(spec["memory_mb"]),
+            environment=dict(spec["environment"]),
+            code_sha256=spec["code_sha256"],
+            on_failure_arn=spec.get("on_failure_arn"),
+            max_retry_attempts=int(spec.get("max_retry_attempts") or 0),
+        )
+        for spec in specs.values()
+    }
+    sources = outputs["event_sources"]
+    return Wiring(
+        functions=functions,
+        sqs_mappings=tuple(
+            SqsMapping(
+                function=names[m["function"]],
+                queue_arn=m["queue_arn"],
+                queue_url=m["queue_url"],
+                batch_size=int(m["batch_size"]),
+                window_seconds=int(m["window_seconds"]),
+                max_concurrency=int(m["max_concurrency"]),
+                report_batch_item_failures=bool(m["report_batch_item_failures"]),
+            )
+            for m in sources["sqs"]
+        ),
+        s3_triggers=tuple(
+            S3Trigger(
+                bucket=t["bucket"],
+                function=names[t["function"]],
+                events=tuple(t["events"]),
+                prefix=t["prefix"],
+                suffix="",
+                queue_url=t.get("queue_url"),
+            )
+            for t in sources["s3"]
+        ),
+        schedules=tuple(
+            ScheduleTrigger(
+                rule_name=s["rule_name"],
+                rule_arn=s["rule_arn"],
+                schedule_expression=s["expression"],
+                functions=(names[s["function"]],),
+                queue_url=s.get("queue_url"),
+            )
+            for s in sources["schedules"]
+        ),
         region=region,
     )
 
@@ -582,6 +650,7 @@ class RunnerStats:
     async_retries: int = 0
     async_dead_lettered: int = 0
     cut_invocations: int = 0
+    schedule_ticks: int = 0
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -628,16 +697,68 @@ class LocalLambda:
         self.stop()
 
     def start(self) -> None:
-        """Start one poller per mapping concurrency slot, the S3 watcher and async workers."""
-        for trigger in self.wiring.s3_triggers:
+        """Start one poller per mapping concurrency slot, the S3 watcher, the readers of
+        notification and tick queues, and the async workers."""
+        for trigger in self._watched:
             self._scan(trigger, deliver=False)  # notifications cover objects created from now on
         for mapping in self.wiring.sqs_mappings:
             for slot in range(mapping.max_concurrency):
                 self._spawn(self._poll_sqs, mapping, name=f"sqs-{mapping.function}-{slot}")
-        if self.wiring.s3_triggers:
+        if self._watched:
             self._spawn(self._watch_s3, name="s3-notifications")
+        for queue_url in self._event_queues:
+            self._spawn(self._poll_events, queue_url, name=f"events-{queue_url.rsplit('/', 1)[-1]}")
         for slot in range(self._async_concurrency):
             self._spawn(self._run_async, name=f"async-{slot}")
+
+    @property
+    def _watched(self) -> list[S3Trigger]:
+        """Notifications the runner must see for itself, by watching the bucket."""
+        return [t for t in self.wiring.s3_triggers if t.queue_url is None]
+
+    @property
+    def _event_queues(self) -> list[str]:
+        """Queues S3 notifications and schedule ticks arrive on (targets without functions)."""
+        urls = [t.queue_url for t in self.wiring.s3_triggers] + [
+            s.queue_url for s in self.wiring.schedules
+        ]
+        return sorted({url for url in urls if url})
+
+    def _poll_events(self, queue_url: str) -> None:
+        """Deliver what arrives on a notification or tick queue as S3 or EventBridge would:
+        an asynchronous invocation of the function the event is for."""
+        sqs = self.clients("sqs")
+        while not self._stop.is_set():
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            for message in messages:
+                with self._working():
+                    for function, event in self._route(json.loads(message["Body"])):
+                        self.invoke_async(function, event)
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _route(self, event: Mapping[str, Any]) -> list[tuple[str, Any]]:
+        """The function(s) an S3 notification or a schedule tick read from a queue is for."""
+        if event.get("detail-type") == "Scheduled Event":
+            self.stats.schedule_ticks += 1
+            rules = set(event.get("resources", []))
+            return [
+                (function, event)
+                for schedule in self.wiring.schedules
+                if schedule.rule_arn in rules
+                or schedule.rule_name in {r.rsplit("/", 1)[-1] for r in rules}
+                for function in schedule.functions
+            ]
+        routed = []
+        for record in event.get("Records", []):  # S3's test event has none and is dropped
+            bucket = record.get("s3", {}).get("bucket", {}).get("name")
+            key = unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
+            for trigger in self.wiring.s3_triggers:
+                if trigger.bucket == bucket and key.startswith(trigger.prefix):
+                    self.stats.s3_events += 1
+                    routed.append((trigger.function, {"Records": [record]}))
+        return routed
 
     def _spawn(self, target: Callable[..., None], *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -761,7 +882,7 @@ class LocalLambda:
 
     def _watch_s3(self) -> None:
         while not self._stop.wait(self.poll_seconds):
-            for trigger in self.wiring.s3_triggers:
+            for trigger in self._watched:
                 self._scan(trigger, deliver=True)
             self._scans += 1
 
@@ -852,9 +973,9 @@ class LocalLambda:
             if self._busy:
                 return False
         sqs = self.clients("sqs")
-        for mapping in self.wiring.sqs_mappings:
+        for queue_url in [m.queue_url for m in self.wiring.sqs_mappings] + self._event_queues:
             attributes = sqs.get_queue_attributes(
-                QueueUrl=mapping.queue_url,
+                QueueUrl=queue_url,
                 AttributeNames=[
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
@@ -863,8 +984,9 @@ class LocalLambda:
             )["Attributes"]
             if any(int(value) for value in attributes.values()):
                 return False
-        if not self.wiring.s3_triggers:
-            return True
+        if not self._watched:
+            with self._busy_lock:
+                return self._busy == 0
         scans = self._scans
         deadline = time.monotonic() + 10 * self.poll_seconds + 5
         while self._scans < scans + 2 and time.monotonic() < deadline:

@@ -21,8 +21,21 @@ from typing import Any
 
 from fanout_core import aws
 from localstack.faults import FaultPlan
-from localstack.processes import fault_proxy, moto_server, sample_api
-from localstack.runner import FunctionPool, LocalLambda, ScheduleTrigger, Wiring, discover
+from localstack.processes import (
+    fault_proxy,
+    localstack_python,
+    localstack_server,
+    moto_server,
+    sample_api,
+)
+from localstack.runner import (
+    FunctionPool,
+    LocalLambda,
+    ScheduleTrigger,
+    Wiring,
+    discover,
+    wiring_from_outputs,
+)
 from localstack.runtime import lambda_runtime
 from localstack.sample_api import ApiConfig
 from localstack.terraform import Terraform
@@ -30,6 +43,11 @@ from localstack.terraform import Terraform
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+EMULATORS = ("moto", "localstack")
+VAR_FILES = {
+    "moto": ("emulator.tfvars",),
+    "localstack": ("emulator.tfvars", "localstack.tfvars"),
+}
 EMULATOR_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -45,6 +63,7 @@ class StackConfig:
     values: int = 1000
     seed: int = 7
     faults: str = ""
+    emulator: str = "moto"
     name_prefix: str = "fanout"
     region: str = "us-east-1"
     package_dir: Path = ROOT / "build" / "lambda"
@@ -113,7 +132,15 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
     started = time.monotonic()
     with ExitStack() as cleanup:
         plan = FaultPlan.parse(config.faults, seed=config.seed)
-        emulator = cleanup.enter_context(moto_server(work_dir / "logs"))
+        if config.emulator not in EMULATORS:
+            raise ValueError(f"unknown emulator {config.emulator!r}; choose from {EMULATORS}")
+        if config.emulator == "localstack":
+            python = localstack_python(ROOT / "build" / "localstack")
+            emulator = cleanup.enter_context(
+                localstack_server(python, work_dir / "logs", work_dir / "localstack-state")
+            )
+        else:
+            emulator = cleanup.enter_context(moto_server(work_dir / "logs"))
         api = cleanup.enter_context(sample_api(api_config(config), work_dir / "logs"))
         function_env: dict[str, dict[str, str]] = {}
         if plan.rate("firehose-partial") or plan.rate("firehose-call"):
@@ -137,14 +164,20 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
                 "package_dir": str(config.package_dir),
                 **config.terraform_vars,
             },
-            var_files=("emulator.tfvars",),
+            var_files=VAR_FILES[config.emulator],
         )
         timings["provision"] = time.monotonic() - started - timings["servers"]
 
         def clients(service: str) -> Any:
             return _client(emulator.url, config.region, service)
 
-        wiring = discover(clients, config.name_prefix, config.region)
+        # moto keeps the functions Terraform created: their configuration is read back from its
+        # Lambda API. LocalStack without Docker has none: Terraform's outputs describe them.
+        account = clients("sts").get_caller_identity()["Account"]
+        if config.emulator == "localstack":
+            wiring = wiring_from_outputs(outputs, config.region, account)
+        else:
+            wiring = discover(clients, config.name_prefix, config.region)
         pool = FunctionPool(
             wiring,
             package_dir=config.package_dir,
@@ -160,7 +193,14 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
         )
         cleanup.callback(pool.close)
         runner = cleanup.enter_context(
-            LocalLambda(wiring, pool, clients, cut_rate=plan.rate("timeout"), seed=config.seed)
+            LocalLambda(
+                wiring,
+                pool,
+                clients,
+                account=account,
+                cut_rate=plan.rate("timeout"),
+                seed=config.seed,
+            )
         )
         timings["ready"] = time.monotonic() - started
         yield Stack(config, emulator.url, api.url, outputs, wiring, runner, timings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -16,8 +17,10 @@ log = logging.getLogger(__name__)
 def created_objects(event: Mapping[str, Any], raw_prefix: str) -> Iterator[tuple[str, str]]:
     """Yield ``(bucket, key)`` for each ObjectCreated record under ``raw_prefix``.
 
-    S3 URL-encodes keys in events (a space arrives as ``+``); they are decoded here.
-    Records for other events or other prefixes are logged and skipped.
+    Takes S3's notification as S3 sends it to a function, or as an SQS event whose messages
+    carry S3's notifications (S3 -> SQS -> Lambda; S3's ``s3:TestEvent`` is skipped). S3
+    URL-encodes keys in events (a space arrives as ``+``); they are decoded here. Records for
+    other events or other prefixes are logged and skipped.
 
     Raises:
         InvalidEventError: If ``event`` is not an S3 notification.
@@ -25,7 +28,7 @@ def created_objects(event: Mapping[str, Any], raw_prefix: str) -> Iterator[tuple
     records = event.get("Records")
     if not isinstance(records, list):
         raise InvalidEventError("not an S3 event: no 'Records' list")
-    for record in records:
+    for record in _s3_records(records):
         try:
             name = record["eventName"]
             bucket = record["s3"]["bucket"]["name"]
@@ -39,6 +42,21 @@ def created_objects(event: Mapping[str, Any], raw_prefix: str) -> Iterator[tuple
             log.warning("skipping s3://%s/%s: not under %s", bucket, key, raw_prefix)
             continue
         yield bucket, key
+
+
+def _s3_records(records: list[Any]) -> Iterator[Any]:
+    """S3 records, unwrapping those an SQS message carries."""
+    for record in records:
+        if isinstance(record, Mapping) and record.get("eventSource") == "aws:sqs":
+            try:
+                inner = json.loads(record["body"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidEventError(f"SQS message is not an S3 notification: {exc}") from exc
+            if inner.get("Event") == "s3:TestEvent":
+                continue
+            yield from inner.get("Records", [])
+        else:
+            yield record
 
 
 def compaction_dates(event: Mapping[str, Any]) -> list[str]:

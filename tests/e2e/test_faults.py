@@ -11,6 +11,7 @@ balance.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -46,9 +47,9 @@ REQUEST = RunRequest(devices=1000, values=200, windows=2, seed=11, timeout=900, 
 
 
 @pytest.fixture(scope="module")
-def fault_run(packages, tmp_path_factory) -> tuple[dict, Path]:
+def fault_run(packages, emulator, tmp_path_factory) -> tuple[dict, Path]:
     base = tmp_path_factory.mktemp("faults")
-    summary = run(REQUEST, base / "run", base / "output")
+    summary = run(replace(REQUEST, emulator=emulator), base / "run", base / "output")
     print_summary(summary)
     return summary, base / "output"
 

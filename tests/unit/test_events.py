@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -10,6 +11,7 @@ from fanout_core.descriptor import RequestDescriptor
 from fanout_core.errors import InvalidEventError
 from localstack.runner import ScheduleTrigger, s3_event, scheduled_event, sqs_event_record
 from producer.produce import parse_event
+from tests.conftest import sqs_record
 from writer.events import created_objects
 
 
@@ -78,3 +80,14 @@ def test_runner_builds_the_scheduled_event_the_producer_reads(golden):
     )
     assert event.keys() == golden("eventbridge-scheduled").keys()
     assert parse_event(event, 3600) == parse_event(golden("eventbridge-scheduled"), 3600)
+
+
+def test_writer_reads_s3_notifications_that_arrive_through_sqs(golden):
+    # given S3 -> SQS -> writer: SQS records whose bodies are S3's notification (and its test event)
+    s3_notification = json.dumps(golden("s3-put"))
+    test_event = json.dumps(
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "fanout-data"}
+    )
+    event = {"Records": [sqs_record(test_event), sqs_record(s3_notification)]}
+    # then the object is read as if S3 had invoked the writer itself
+    assert list(created_objects(event, "raw/")) == list(created_objects(golden("s3-put"), "raw/"))
