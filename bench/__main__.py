@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "build" / "bench.json"
-SECTIONS = ("consumer", "writer")
+SECTIONS = ("consumer", "writer", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:

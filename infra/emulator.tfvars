@@ -12,7 +12,7 @@ queue_visibility_timeout_seconds = 30
 max_receive_count                = 3
 consumer_batch_size              = 50
 consumer_batching_window_seconds = 1
-# One poller per core here (AWS's minimum is 2): more processes than cores only add cold starts.
-consumer_max_concurrency = 2
+# The local stack sets consumer_max_concurrency to the machine's cores (at least 2, AWS's
+# minimum): more processes than cores only add cold starts.
 
 force_destroy_bucket = true

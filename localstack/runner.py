@@ -668,6 +668,7 @@ class LocalLambda:
         *,
         poll_seconds: float = 0.5,
         async_concurrency: int = 2,
+        max_concurrency: int | None = None,
         account: str = "123456789012",
         cut_rate: float = 0.0,
         seed: int = 0,
@@ -684,6 +685,7 @@ class LocalLambda:
         self._threads: list[threading.Thread] = []
         self._async: queue.Queue[_AsyncEvent] = queue.Queue()
         self._async_concurrency = async_concurrency
+        self._max_concurrency = max_concurrency
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._seen: dict[tuple[str, str], str] = {}
@@ -702,7 +704,10 @@ class LocalLambda:
         for trigger in self._watched:
             self._scan(trigger, deliver=False)  # notifications cover objects created from now on
         for mapping in self.wiring.sqs_mappings:
-            for slot in range(mapping.max_concurrency):
+            # As Lambda scales an SQS source: up to the mapping's maximum concurrency, each
+            # invocation in its own process (a tighter cap is for benchmarks).
+            slots = min(mapping.max_concurrency, self._max_concurrency or mapping.max_concurrency)
+            for slot in range(slots):
                 self._spawn(self._poll_sqs, mapping, name=f"sqs-{mapping.function}-{slot}")
         if self._watched:
             self._spawn(self._watch_s3, name="s3-notifications")

@@ -64,6 +64,9 @@ class StackConfig:
     seed: int = 7
     faults: str = ""
     emulator: str = "moto"
+    #: Concurrent invocations per function: every core by default (at least 2, AWS's
+    #: minimum for an SQS mapping's maximum concurrency).
+    concurrency: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     name_prefix: str = "fanout"
     region: str = "us-east-1"
     package_dir: Path = ROOT / "build" / "lambda"
@@ -162,6 +165,7 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
                 "name_prefix": config.name_prefix,
                 "api_base_url": api.url,
                 "package_dir": str(config.package_dir),
+                "consumer_max_concurrency": config.concurrency,
                 **config.terraform_vars,
             },
             var_files=VAR_FILES[config.emulator],
@@ -198,6 +202,7 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
                 pool,
                 clients,
                 account=account,
+                async_concurrency=config.concurrency,
                 cut_rate=plan.rate("timeout"),
                 seed=config.seed,
             )

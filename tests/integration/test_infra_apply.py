@@ -98,12 +98,17 @@ def make_stand_in_packages(folder: Path) -> dict[str, str]:
     return code_sha256
 
 
+#: What the local stack passes beside emulator.tfvars: its cores as the mapping's concurrency.
+CONSUMER_MAX_CONCURRENCY = 3
+
+
 def emulator_variables(endpoint: str, package_dir: Path) -> list[str]:
     return [
         "-var-file=emulator.tfvars",
         f"-var=aws_endpoint_url={endpoint}",
         f"-var=api_base_url={API_BASE_URL}",
         f"-var=package_dir={package_dir}",
+        f"-var=consumer_max_concurrency={CONSUMER_MAX_CONCURRENCY}",
     ]
 
 
@@ -223,7 +228,7 @@ def test_consumer_mapping_is_configured_but_disabled_on_the_emulator(
     assert mapping["BatchSize"] == settings["consumer_batch_size"] == 50
     assert mapping["MaximumBatchingWindowInSeconds"] == settings["consumer_batching_window_seconds"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": settings["consumer_max_concurrency"]}
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": CONSUMER_MAX_CONCURRENCY}
     assert mapping["State"] == "Disabled"
 
 
