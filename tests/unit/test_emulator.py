@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from types import SimpleNamespace
+
+from moto.sqs.models import sqs_backends
 
 from localstack import emulator
 
@@ -22,3 +25,18 @@ def test_retention_check_reads_the_queues_period():
     expired = SimpleNamespace(sent_timestamp=time.time() * 1000 - 61_000)
     assert emulator._retained(backend, "q", fresh) is True
     assert emulator._retained(backend, "q", expired) is False
+
+
+def test_lazy_queue_attributes_equal_what_moto_builds_eagerly():
+    # given moto's own queues, one plain and one with a redrive policy and a policy
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    dead = backend.create_queue("lazy-dlq")
+    queue = backend.create_queue(
+        "lazy-main",
+        RedrivePolicy=json.dumps({"deadLetterTargetArn": dead.queue_arn, "maxReceiveCount": "3"}),
+        Policy=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        VisibilityTimeout="17",
+    )
+    for subject in (dead, queue):
+        # when read lazily, then the same names and values as the eager property
+        assert dict(emulator._LazyAttributes(subject)) == subject.attributes
