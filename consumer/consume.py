@@ -8,6 +8,7 @@ SQS, and dead-lettered after the queue's receive limit).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -18,8 +19,9 @@ from consumer.deliver import RecordTooLargeError, deliver
 from consumer.fetch import Fetched, FetchPolicy, Outcome, fetch_all
 from consumer.validate import to_record
 from fanout_core import aws
-from fanout_core.descriptor import RequestDescriptor
+from fanout_core.descriptor import RequestDescriptor, format_instant
 from fanout_core.errors import InvalidDescriptorError, TerminalError, TransientError
+from fanout_core.metrics import MILLISECONDS, Metric
 from fanout_core.quarantine import QuarantineEntry, excerpt, write_quarantine
 from fanout_core.settings import ConsumerSettings
 
@@ -43,6 +45,10 @@ class BatchResult:
         fetched: How many descriptors got a complete 200 answer.
         valid: How many of those passed the record contract.
         quarantine_key: The quarantine object written, if any.
+        fetch_seconds: Latency of each complete answer, first request to last byte.
+        dead_lettered: Messages reported for retry on their last receive, which SQS moves
+            to the dead-letter queue instead of redelivering (``None``: limit unknown).
+        windows: The earliest window start and latest window end in the batch.
     """
 
     retry_message_ids: list[str] = field(default_factory=list)
@@ -52,6 +58,9 @@ class BatchResult:
     fetched: int = 0
     valid: int = 0
     quarantine_key: str | None = None
+    fetch_seconds: list[float] = field(default_factory=list)
+    dead_lettered: int | None = None
+    windows: tuple[str, str] | None = None
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """Lambda's partial batch response."""
@@ -67,6 +76,29 @@ class BatchResult:
             "retry": len(self.retry_message_ids),
             "retried_fetches": len(self.retried),
         }
+
+    def window_fields(self) -> dict[str, str]:
+        """The batch's span of windows, for log lines (``window_start``, ``window_end``)."""
+        if self.windows is None:
+            return {}
+        return {"window_start": self.windows[0], "window_end": self.windows[1]}
+
+    def metrics(self, messages: int, seconds: float) -> dict[str, Metric]:
+        """The batch's metrics (counts, fetch latency samples, duration) for EMF."""
+        found = {
+            "Messages": Metric(messages),
+            "Fetched": Metric(self.fetched),
+            "Valid": Metric(self.valid),
+            "Delivered": Metric(len(self.delivered)),
+            "Quarantined": Metric(len(self.quarantined)),
+            "Retried": Metric(len(self.retried)),
+            "Redelivered": Metric(len(self.retry_message_ids)),
+            "FetchLatency": Metric([s * 1000 for s in self.fetch_seconds], MILLISECONDS),
+            "BatchDuration": Metric(seconds * 1000, MILLISECONDS),
+        }
+        if self.dead_lettered is not None:
+            found["DeadLettered"] = Metric(self.dead_lettered)
+        return found
 
 
 @dataclass
@@ -132,6 +164,11 @@ def consume_batch(
     """
     result = BatchResult()
     batch = read_messages(records)
+    if batch.descriptors:
+        result.windows = (
+            format_instant(min(d.start for d in batch.descriptors.values())),
+            format_instant(max(d.end for d in batch.descriptors.values())),
+        )
     outcomes = asyncio.run(
         fetch_all(
             batch.descriptors.values(),
@@ -186,6 +223,16 @@ def consume_batch(
             s3=s3 or aws.client("s3"),
         )
         result.quarantined = {key: entry.reason for key, entry in quarantine.items()}
+        for key, entry in quarantine.items():
+            log.info(
+                "quarantined",
+                extra={
+                    "descriptor_id": entry.descriptor_id,
+                    "message_id": None if entry.descriptor_id else key,
+                    "reason": entry.reason,
+                    "status": entry.status,
+                },
+            )
     except Exception:
         # Without its quarantine entry a terminal failure would vanish: retry it instead.
         log.exception("quarantine write failed; reporting its messages for retry")
@@ -201,7 +248,44 @@ def consume_batch(
             batch.hints[message_id] = error.retry_after
     if result.retry_message_ids:
         defer_redelivery(batch, result.retry_message_ids, settings, sqs=sqs)
+        result.dead_lettered = last_receives(batch, result.retry_message_ids, sqs=sqs)
+    else:
+        result.dead_lettered = 0
     return result
+
+
+_RECEIVE_LIMITS: dict[str, int | None] = {}
+
+
+def last_receives(batch: _Messages, message_ids: Sequence[str], *, sqs: Any = None) -> int | None:
+    """How many of ``message_ids`` failed on their queue's last allowed receive: SQS moves
+    them to the dead-letter queue rather than deliver them again.
+
+    The queue's ``maxReceiveCount`` is read once per queue and execution environment;
+    ``None`` when it cannot be read (the count is then unknown, not zero).
+    """
+    if not batch.queue_arn:
+        return None
+    if batch.queue_arn not in _RECEIVE_LIMITS:
+        try:
+            limit = _receive_limit(batch.queue_arn, sqs or aws.client("sqs"))
+        except Exception:
+            log.warning("could not read the queue's redrive policy", exc_info=True)
+            return None
+        _RECEIVE_LIMITS[batch.queue_arn] = limit
+    limit = _RECEIVE_LIMITS[batch.queue_arn]
+    if limit is None:
+        return None
+    return sum(1 for m in message_ids if batch.receive_counts.get(m, 1) >= limit)
+
+
+def _receive_limit(queue_arn: str, sqs: Any) -> int | None:
+    """The queue's ``maxReceiveCount`` (``None``: the queue has no dead-letter queue)."""
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    queue_url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+    return int(json.loads(policy)["maxReceiveCount"]) if policy else None
 
 
 def redelivery_delay(
@@ -260,6 +344,7 @@ def _sort_outcomes(
     for descriptor_id, outcome in outcomes.items():
         if isinstance(outcome, Fetched):
             result.fetched += 1
+            result.fetch_seconds.append(outcome.seconds)
             if outcome.attempts > 1:
                 result.retried.append(descriptor_id)
             if outcome.rejected is not None:

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
+from fanout_core import tracing
 from fanout_core.descriptor import RequestDescriptor, format_instant
 from fanout_core.errors import (
     FanoutError,
@@ -220,7 +221,48 @@ async def _fetch_one(
         url = URL(request_url(api_base_url, descriptor), encoded=True)
     except UnsafeRequestError as exc:
         return exc
-    started = time.monotonic()
+    # One subsegment per descriptor, from its first attempt to its outcome.
+    with tracing.span("fetch", namespace="remote", leaf=True, descriptor_id=descriptor.id) as span:
+        outcome = await _fetch_attempts(
+            session,
+            gate,
+            descriptor,
+            url,
+            span,
+            policy=policy,
+            seconds_left=seconds_left,
+            transform=transform,
+        )
+        _annotate(span, url, outcome)
+        return outcome
+
+
+def _annotate(span: tracing.Span, url: URL, outcome: Outcome) -> None:
+    """Record a fetch's outcome on its span: HTTP status (0 for none) and what became of it."""
+    if not span.recording:
+        return
+    if isinstance(outcome, Fetched):
+        status, result = 200, "valid" if outcome.rejected is None else outcome.rejected.reason
+        span.annotate(attempts=outcome.attempts)
+    else:
+        status = getattr(outcome, "status", None) or 0
+        result = getattr(outcome, "reason", type(outcome).__name__)
+    span.annotate(status=status, outcome=result)
+    span.http(method="GET", url=str(url).partition("?")[0], status=status)
+
+
+async def _fetch_attempts(
+    session: aiohttp.ClientSession,
+    gate: asyncio.Semaphore,
+    descriptor: RequestDescriptor,
+    url: URL,
+    span: tracing.Span,
+    *,
+    policy: FetchPolicy,
+    seconds_left: Callable[[], float],
+    transform: Callable[[RequestDescriptor, bytes], bytes],
+) -> Outcome:
+    started = 0.0
     last: TransientError | None = None
     for attempt in range(1, policy.attempts + 1):
         async with gate:
@@ -231,6 +273,9 @@ async def _fetch_one(
                     f"{detail}; last failure: {last}" if last else detail,
                     retry_after=last.retry_after if last else None,
                 )
+            if attempt == 1:
+                started = time.monotonic()  # latency counts from the first request, not the queue
+                span.begin()
             outcome = await _attempt(session, descriptor, url, policy, budget)
         if isinstance(outcome, bytes):
             seconds = time.monotonic() - started

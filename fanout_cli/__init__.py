@@ -1,1 +1,1 @@
-"""Operating fanout from the command line: reconciliation and, later, the `fanout` command."""
+"""Operating fanout from the command line: the ``fanout`` command and the reconciliation."""

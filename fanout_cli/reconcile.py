@@ -2,6 +2,7 @@
 
 Reads what the pipeline left behind (parquet files, quarantine objects, the dead-letter
 queue) through the standard AWS APIs, so it works against an emulator and AWS alike.
+Parquet files are read with ranged GETs: a footer for a row count, one column for ids.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -175,3 +177,125 @@ def reconcile(
         quarantine_reasons=dict(Counter(reasons.values())),
         placement=placement,
     )
+
+
+# Reading the lake and the quarantine without downloading them whole (status, report).
+
+#: Bytes read from the end of a parquet file at once: its footer, in one ranged GET.
+TAIL_BYTES = 64 * 1024
+_PARQUET_MAGIC = b"PAR1"
+
+
+class RangedObject(io.RawIOBase):
+    """An S3 object read with ranged GETs; the last :data:`TAIL_BYTES` are fetched once,
+    so a parquet footer costs one request and a column one more per row group."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int) -> None:
+        super().__init__()
+        self._s3, self._bucket, self._key, self._size = s3, bucket, key, size
+        self._position = 0
+        self._tail_start = max(0, size - TAIL_BYTES)
+        self._tail: bytes | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def _get(self, start: int, end: int) -> bytes:
+        response = self._s3.get_object(
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end - 1}"
+        )
+        data: bytes = response["Body"].read()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        end = min(self._position + len(buffer), self._size)
+        if end <= self._position:
+            return 0
+        if self._position >= self._tail_start:
+            if self._tail is None:
+                self._tail = self._get(self._tail_start, self._size)
+            data = self._tail[self._position - self._tail_start : end - self._tail_start]
+        else:
+            data = self._get(self._position, end)
+        memoryview(buffer)[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class StoredParquet:
+    """A live parquet file of the lake."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
+def live_parquet(s3: Any, bucket: str, prefix: str, day: str) -> list[StoredParquet]:
+    """The live files of one partition (the reader rule of :func:`writer.compact.live_keys`)."""
+    keys = set(live_keys(bucket, prefix, day, s3=s3))
+    found = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}date={day}/"
+    ):
+        for item in page.get("Contents", []):
+            if item["Key"] in keys:
+                found.append(StoredParquet(item["Key"], item["Size"], item["LastModified"]))
+    return sorted(found, key=lambda stored: stored.key)
+
+
+def parquet_rows(s3: Any, bucket: str, stored: StoredParquet) -> int:
+    """Rows in a parquet file, from its footer (one ranged GET for most files)."""
+    metadata = pq.read_metadata(RangedObject(s3, bucket, stored.key, stored.size))
+    return int(metadata.num_rows)
+
+
+def parquet_descriptor_ids(s3: Any, bucket: str, stored: StoredParquet) -> list[str]:
+    """The ``descriptor_id`` column of a parquet file, read alone with ranged GETs."""
+    source = io.BufferedReader(RangedObject(s3, bucket, stored.key, stored.size), 1024 * 1024)
+    table = pq.ParquetFile(source).read(columns=["descriptor_id"])
+    ids: list[str] = table.column(0).to_pylist()
+    return ids
+
+
+def window_of(descriptor_id: str) -> tuple[datetime, datetime] | None:
+    """The window ``[start, end)`` a descriptor id names (``<device>:<start>:<end>``)."""
+    _, _, window = descriptor_id.partition(":")
+    start_text, _, end_text = window.partition(":")
+    try:
+        start = datetime.strptime(start_text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        end = datetime.strptime(end_text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return start, end
+
+
+def quarantine_entries_since(
+    s3: Any, bucket: str, prefix: str, day: date | None = None
+) -> list[dict[str, Any]]:
+    """Quarantine entries written on ``day`` or later (every entry without ``day``), each
+    with its ``quarantine_key`` and ``stage`` (``consumer``, ``writer``)."""
+    entries: list[dict[str, Any]] = []
+    for key in _keys(s3, bucket, prefix, ".ndjson"):
+        stage, _, rest = key[len(prefix) :].partition("/")
+        written = rest.removeprefix("date=")[:10]
+        if day is not None and written < day.isoformat():
+            continue
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        entries.extend(
+            {**json.loads(line), "quarantine_key": key, "stage": stage}
+            for line in body.splitlines()
+            if line.strip()
+        )
+    return entries

@@ -1,7 +1,8 @@
 """Structured JSON logs, one object per line, carrying the invocation's context.
 
 ``bind(request_id=...)`` sets fields for the current context (an invocation, or one
-asyncio task of it); every record logged under it carries them.
+asyncio task of it); every record logged under it carries them. In Lambda every line also
+carries ``xray_trace_id``, the invocation's X-Ray trace, so a log line leads to its trace.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +23,13 @@ _CONTEXT: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "fanout_log_context", default=MappingProxyType({})
 )
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_TRACE_HEADER = "_X_AMZN_TRACE_ID"
+
+
+@lru_cache(maxsize=8)
+def _trace_root(header: str) -> str | None:
+    """The ``Root`` of a trace header (one parse per invocation's header)."""
+    return next((p[5:] for p in header.split(";") if p.startswith("Root=") and len(p) > 5), None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +42,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        trace_root = _trace_root(os.environ.get(_TRACE_HEADER, ""))
+        if trace_root:
+            entry["xray_trace_id"] = trace_root
         entry.update(_CONTEXT.get())
         entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED})
         if record.exc_info:

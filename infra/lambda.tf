@@ -103,6 +103,12 @@ locals {
     }
   }
 
+  # Set on every function, beside its own environment.
+  common_environment = {
+    FANOUT_METRICS_NAMESPACE = "${var.name_prefix}/pipeline"
+  }
+  environments = { for name, f in local.functions : name => merge(f.environment, local.common_environment) }
+
   # Where the target cannot even create functions (LocalStack without Docker), none are.
   deployed_functions = var.create_functions ? local.functions : {}
   # Invoked asynchronously (schedules, S3): two retries, then the on-failure destination.
@@ -132,7 +138,7 @@ resource "aws_lambda_function" "function" {
   }
 
   environment {
-    variables = each.value.environment
+    variables = local.environments[each.key]
   }
 
   tracing_config {

@@ -91,7 +91,7 @@ output "functions" {
       handler            = f.handler
       timeout            = f.timeout
       memory_mb          = f.memory_mb
-      environment        = f.environment
+      environment        = local.environments[name]
       package            = local.packages[name]
       code_sha256        = filebase64sha256(local.packages[name])
       max_retry_attempts = f.asynchronous ? local.max_retry_attempts : null

@@ -63,6 +63,12 @@ UNZIPPED_LIMIT = 250 * 1024 * 1024
 FIRST_PARTY = ("fanout_core", "producer", "consumer", "writer")
 #: Top-level modules Lambda's python3.12 runtime puts beside every function.
 RUNTIME_PROVIDED = frozenset({"boto3", "botocore"})
+#: The distributions behind those (boto3 and what it depends on). pip installs them when a
+#: dependency requires one (aws-xray-sdk requires botocore); packages leave them out, so
+#: the function uses the runtime's own copy, as it does for boto3.
+RUNTIME_DISTRIBUTIONS = frozenset(
+    {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,13 @@ class Function:
 
 
 FUNCTIONS: dict[str, Function] = {
-    "producer": Function("producer.handler"),
-    "consumer": Function("consumer.handler", ("aiohttp", "marshmallow", "msgspec", "orjson")),
-    "writer": Function("writer.handler", ("pyarrow", "marshmallow", "msgspec", "orjson")),
+    "producer": Function("producer.handler", ("aws-xray-sdk",)),
+    "consumer": Function(
+        "consumer.handler", ("aiohttp", "aws-xray-sdk", "marshmallow", "msgspec", "orjson")
+    ),
+    "writer": Function(
+        "writer.handler", ("aws-xray-sdk", "pyarrow", "marshmallow", "msgspec", "orjson")
+    ),
 }
 
 
@@ -381,8 +391,25 @@ def install_dependencies(requirements: list[str], arch: str, cache: Path) -> Pat
         *requirements,
     ]
     subprocess.run(command, check=True)  # noqa: S603
+    drop_runtime_distributions(target)
     (target / ".complete").touch()
     return target
+
+
+def drop_runtime_distributions(folder: Path) -> None:
+    """Remove what Lambda's runtime provides (:data:`RUNTIME_DISTRIBUTIONS`) from ``folder``."""
+    for name, (_, info) in _distributions(folder).items():
+        if name not in RUNTIME_DISTRIBUTIONS:
+            continue
+        for row in (info / "RECORD").read_text().splitlines():
+            relative = row.split(",", 1)[0]
+            path = folder / relative
+            if relative and ".." not in Path(relative).parts and path.is_file():
+                path.unlink()
+        shutil.rmtree(info, ignore_errors=True)
+    for directory in sorted(folder.rglob("*"), reverse=True):
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()
 
 
 def _distributions(folder: Path) -> dict[str, tuple[str, Path]]:

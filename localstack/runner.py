@@ -826,11 +826,14 @@ class LocalLambda:
     def _cut(self, messages: list[dict[str, Any]]) -> float | None:
         """A shortened life for this invocation (the ``timeout`` fault), or ``None``.
 
-        Only batches of first deliveries are cut, so no message is cut twice.
+        Only batches of first deliveries are cut, so no message is cut twice; the first such
+        batch always is, so a run with the fault on meets it at least once.
         """
-        if not self.cut_rate or self._random.random() >= self.cut_rate:
+        if not self.cut_rate:
             return None
         if any(m.get("Attributes", {}).get("ApproximateReceiveCount") != "1" for m in messages):
+            return None
+        if self.stats.cut_invocations and self._random.random() >= self.cut_rate:
             return None
         self.stats.cut_invocations += 1
         return self._random.uniform(1.0, 6.0)

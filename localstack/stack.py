@@ -192,6 +192,10 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
                 "AWS_ENDPOINT_URL": emulator.url,
                 "AWS_REGION": config.region,
                 "AWS_DEFAULT_REGION": config.region,
+                # Lambda tells functions where its X-Ray daemon listens; here a local one.
+                "AWS_XRAY_DAEMON_ADDRESS": os.environ.get(
+                    "AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000"
+                ),
             },
             function_env=function_env,
         )

@@ -6,6 +6,7 @@ schedule and a backfill of the same hours produce the same descriptor ids.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import random
@@ -222,7 +223,10 @@ def enqueue(
         return retried
 
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="enqueue") as pool:
-        retried = sum(pool.map(send, batches))
+        # Each batch runs in a copy of the caller's context, so its log fields and its trace
+        # subsegment nest under the caller's, not under whatever the pool thread last ran.
+        futures = [pool.submit(contextvars.copy_context().run, send, batch) for batch in batches]
+        retried = sum(future.result() for future in futures)
     return EnqueueResult(enqueued=len(descriptors), retried_entries=retried)
 
 

@@ -237,7 +237,13 @@ def test_consumer_mapping_is_configured_but_disabled_on_the_emulator(
     [
         (
             "producer",
-            {"FANOUT_QUEUE_URL", "FANOUT_API_BASE_URL", "FANOUT_WINDOW", "FANOUT_LOG_LEVEL"},
+            {
+                "FANOUT_QUEUE_URL",
+                "FANOUT_API_BASE_URL",
+                "FANOUT_WINDOW",
+                "FANOUT_LOG_LEVEL",
+                "FANOUT_METRICS_NAMESPACE",
+            },
         ),
         (
             "consumer",
@@ -251,6 +257,7 @@ def test_consumer_mapping_is_configured_but_disabled_on_the_emulator(
                 "FANOUT_REQUEST_TIMEOUT",
                 "FANOUT_MAX_BODY_BYTES",
                 "FANOUT_LOG_LEVEL",
+                "FANOUT_METRICS_NAMESPACE",
             },
         ),
         (
@@ -263,10 +270,22 @@ def test_consumer_mapping_is_configured_but_disabled_on_the_emulator(
                 "FANOUT_CHUNK_BYTES",
                 "FANOUT_COMPRESSION",
                 "FANOUT_LOG_LEVEL",
+                "FANOUT_METRICS_NAMESPACE",
+            },
+        ),
+        (
+            "compactor",
+            {
+                "FANOUT_BUCKET",
+                "FANOUT_PARQUET_PREFIX",
+                "FANOUT_COMPRESSION",
+                "FANOUT_COMPACT_TARGET_BYTES",
+                "FANOUT_LOG_LEVEL",
+                "FANOUT_METRICS_NAMESPACE",
             },
         ),
     ],
-    ids=["producer", "consumer", "writer"],
+    ids=["producer", "consumer", "writer", "compactor"],
 )
 def test_function_environment_names_exactly_the_settings_it_reads(
     deployment: Deployment, function: str, expected_names: set[str]

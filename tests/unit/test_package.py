@@ -55,9 +55,24 @@ def test_import_closure_ships_what_the_handler_imports_and_nothing_else(
 @pytest.mark.parametrize(
     ("function", "third_party"),
     [
-        ("producer", {"boto3", "botocore"}),
-        ("consumer", {"aiohttp", "yarl", "marshmallow", "msgspec", "orjson", "boto3", "botocore"}),
-        ("writer", {"pyarrow", "marshmallow", "msgspec", "orjson", "boto3", "botocore"}),
+        ("producer", {"aws_xray_sdk", "boto3", "botocore"}),
+        (
+            "consumer",
+            {
+                "aiohttp",
+                "yarl",
+                "marshmallow",
+                "msgspec",
+                "orjson",
+                "aws_xray_sdk",
+                "boto3",
+                "botocore",
+            },
+        ),
+        (
+            "writer",
+            {"pyarrow", "marshmallow", "msgspec", "orjson", "aws_xray_sdk", "boto3", "botocore"},
+        ),
     ],
     ids=["producer", "consumer", "writer"],
 )
@@ -188,6 +203,26 @@ def installed(folder: Path, distribution: str, version: str, top_level: str) -> 
         folder / f"{distribution}-{version}.dist-info" / "RECORD",
         f"{top_level}/__init__.py,sha256=x,1\n{distribution}-{version}.dist-info/RECORD,,\n",
     )
+
+
+def test_runtime_distributions_are_dropped_from_an_install_and_the_rest_kept(
+    tmp_path: Path,
+) -> None:
+    # given what pip installs for aws-xray-sdk: it, wrapt, and botocore with its own needs
+    installed(tmp_path, "aws_xray_sdk", "2.15.0", "aws_xray_sdk")
+    installed(tmp_path, "wrapt", "2.5.2", "wrapt")
+    installed(tmp_path, "botocore", "1.44.8", "botocore")
+    installed(tmp_path, "python_dateutil", "2.9.0", "dateutil")
+
+    package.drop_runtime_distributions(tmp_path)
+
+    # then what Lambda's runtime provides is gone, files and metadata alike
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "aws_xray_sdk",
+        "aws_xray_sdk-2.15.0.dist-info",
+        "wrapt",
+        "wrapt-2.5.2.dist-info",
+    ]
 
 
 def test_check_dependencies_refuses_an_import_nothing_provides(tmp_path: Path) -> None:
