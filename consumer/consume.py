@@ -190,7 +190,7 @@ def consume_batch(
     # and a second kept back for the quarantine write.
     report = deliver(
         lines,
-        stream=settings.delivery_stream,
+        streams=settings.delivery_streams,
         firehose=firehose or aws.client("firehose", attempts=1, read_timeout=10),
         seconds_left=lambda: remaining_seconds() - 1.0,
     )

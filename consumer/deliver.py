@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,20 +65,27 @@ def chunks(records: Sequence[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]
     return batches
 
 
+def stream_for(descriptor_id: str, streams: Sequence[str]) -> str:
+    """The stream a record goes to: chosen by a stable hash of its device id, so the load
+    spreads evenly over the streams and one device's records stay together."""
+    device_id = descriptor_id.split(":", 1)[0]
+    return streams[zlib.crc32(device_id.encode()) % len(streams)]
+
+
 def deliver(
     records: Sequence[tuple[str, bytes]],
     *,
-    stream: str,
+    streams: Sequence[str],
     firehose: Any = None,
     attempts: int = 4,
     backoff_base: float = 0.1,
     seconds_left: Callable[[], float] = lambda: float("inf"),
 ) -> DeliveryReport:
-    """Put ``(key, data)`` records into ``stream``; retry failed entries with backoff.
+    """Put ``(key, data)`` records into their streams; retry failed entries with backoff.
 
     Args:
         records: Caller's key (a descriptor id) and the record bytes (newline included).
-        stream: The delivery stream name.
+        streams: The delivery streams; each record goes to :func:`stream_for`'s choice.
         firehose: A Firehose client; by default the shared one.
         attempts: Tries per record, counting the first.
         backoff_base: First backoff ceiling in seconds (full jitter, doubling).
@@ -85,22 +93,23 @@ def deliver(
     """
     firehose = firehose or aws.client("firehose")
     report = DeliveryReport()
-    sendable = []
+    by_stream: dict[str, list[tuple[str, bytes]]] = {}
     for key, data in records:
         if len(data) > MAX_RECORD_BYTES:
             report.too_large[key] = len(data)
         else:
-            sendable.append((key, data))
-    for batch in chunks(sendable):
-        _deliver_batch(
-            firehose,
-            stream,
-            batch,
-            report,
-            attempts=attempts,
-            backoff_base=backoff_base,
-            seconds_left=seconds_left,
-        )
+            by_stream.setdefault(stream_for(key, streams), []).append((key, data))
+    for stream, sendable in by_stream.items():
+        for batch in chunks(sendable):
+            _deliver_batch(
+                firehose,
+                stream,
+                batch,
+                report,
+                attempts=attempts,
+                backoff_base=backoff_base,
+                seconds_left=seconds_left,
+            )
     return report
 
 

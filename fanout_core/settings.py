@@ -130,7 +130,7 @@ class ConsumerSettings:
     """What the consumer needs: where to fetch, where to deliver, how hard to push."""
 
     api_base_url: str
-    delivery_stream: str
+    delivery_streams: tuple[str, ...]
     bucket: str
     quarantine_prefix: str
     concurrency: int
@@ -147,7 +147,8 @@ class ConsumerSettings:
         env = _Env(os.environ if environ is None else environ)
         return cls(
             api_base_url=env.url("FANOUT_API_BASE_URL"),
-            delivery_stream=env.text("FANOUT_DELIVERY_STREAM"),
+            delivery_streams=env.names("FANOUT_DELIVERY_STREAM")
+            or (env.text("FANOUT_DELIVERY_STREAM"),),
             bucket=env.text("FANOUT_BUCKET"),
             quarantine_prefix=env.prefix("FANOUT_QUARANTINE_PREFIX", "quarantine/"),
             concurrency=env.integer("FANOUT_FETCH_CONCURRENCY", 32, maximum=1024),

@@ -1,10 +1,18 @@
 locals {
   delivery_stream_name = "${var.name_prefix}-records"
+  # One stream by default; past one stream's throughput quota, firehose_streams of them,
+  # the consumer sending each record to the one a hash of its device id picks.
+  delivery_stream_names = [
+    for index in range(var.firehose_streams) :
+    index == 0 ? local.delivery_stream_name : "${local.delivery_stream_name}-${index}"
+  ]
 }
 
 # Valid records from the consumer, buffered into NDJSON objects under raw_prefix.
 resource "aws_kinesis_firehose_delivery_stream" "records" {
-  name        = local.delivery_stream_name
+  count = var.firehose_streams
+
+  name        = local.delivery_stream_names[count.index]
   destination = "extended_s3"
 
   extended_s3_configuration {
@@ -33,8 +41,8 @@ resource "aws_kinesis_firehose_delivery_stream" "records" {
 
   lifecycle {
     postcondition {
-      condition     = self.arn == local.arns.delivery_stream
-      error_message = "The delivery stream's ARN is ${self.arn}, not the ${local.arns.delivery_stream} the consumer's policy grants on (iam.tf)."
+      condition     = self.arn == local.arns.delivery_streams[count.index]
+      error_message = "The delivery stream's ARN is ${self.arn}, not the ${local.arns.delivery_streams[count.index]} the consumer's policy grants on (iam.tf)."
     }
   }
 }

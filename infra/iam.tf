@@ -37,8 +37,11 @@ locals {
     bucket                   = "${local.arn_prefix}:s3:::${local.bucket_name}"
     requests_queue           = "${local.arn_prefix}:sqs:${var.aws_region}:${local.account_id}:${local.queue_names.requests}"
     failed_invocations_queue = "${local.arn_prefix}:sqs:${var.aws_region}:${local.account_id}:${local.queue_names.failed_invocations}"
-    delivery_stream          = "${local.arn_prefix}:firehose:${var.aws_region}:${local.account_id}:deliverystream/${local.delivery_stream_name}"
-    firehose_log_group       = "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:${local.firehose_log_group_name}"
+    delivery_streams = [
+      for name in local.delivery_stream_names :
+      "${local.arn_prefix}:firehose:${var.aws_region}:${local.account_id}:deliverystream/${name}"
+    ]
+    firehose_log_group = "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:${local.firehose_log_group_name}"
     lambda_log_groups = {
       for function, name in local.function_names :
       function => "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:/aws/lambda/${name}"
@@ -125,7 +128,7 @@ data "aws_iam_policy_document" "consumer" {
   statement {
     sid       = "DeliverRecords"
     actions   = ["firehose:PutRecordBatch"]
-    resources = [local.arns.delivery_stream]
+    resources = local.arns.delivery_streams
   }
 
   statement {

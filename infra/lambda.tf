@@ -52,7 +52,7 @@ locals {
       memory_mb   = var.consumer_memory_mb
       environment = {
         FANOUT_API_BASE_URL      = var.api_base_url
-        FANOUT_DELIVERY_STREAM   = aws_kinesis_firehose_delivery_stream.records.name
+        FANOUT_DELIVERY_STREAM   = join(",", aws_kinesis_firehose_delivery_stream.records[*].name)
         FANOUT_BUCKET            = aws_s3_bucket.data.id
         FANOUT_QUARANTINE_PREFIX = var.quarantine_prefix
         FANOUT_FETCH_CONCURRENCY = tostring(var.fetch_concurrency)

@@ -23,9 +23,14 @@ output "failed_invocations_queue_url" {
   value       = aws_sqs_queue.failed_invocations.url
 }
 
+output "delivery_stream_names" {
+  description = "Every Firehose delivery stream (firehose_streams of them); the consumer picks one per record by a hash of its device id."
+  value       = aws_kinesis_firehose_delivery_stream.records[*].name
+}
+
 output "delivery_stream_name" {
   description = "Firehose delivery stream the consumer sends records to."
-  value       = aws_kinesis_firehose_delivery_stream.records.name
+  value       = aws_kinesis_firehose_delivery_stream.records[0].name
 }
 
 output "producer_function_name" {

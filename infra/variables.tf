@@ -61,6 +61,24 @@ variable "create_functions" {
   default     = true
 }
 
+variable "firehose_streams" {
+  description = <<-EOT
+    How many Firehose delivery streams carry the consumer's records. One stream takes up to
+    its region's Direct PUT quota (5 MiB/s, 2,000 calls/s and 500,000 records/s in us-east-1,
+    us-west-2 and eu-west-1; less elsewhere): the first limit fanout meets as it grows. With
+    N streams the consumer sends each record to the stream a hash of its device id picks, so
+    the quota is N times larger and a device's records stay together. `fanout plan` says how
+    many a rate needs.
+  EOT
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.firehose_streams >= 1 && var.firehose_streams <= 50
+    error_message = "firehose_streams must be between 1 and 50."
+  }
+}
+
 variable "firehose_encryption" {
   description = "Server-side encryption of the Firehose stream. Keep it on; LocalStack cannot emulate StartDeliveryStreamEncryption, so localstack.tfvars turns it off there."
   type        = bool

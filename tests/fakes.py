@@ -49,6 +49,7 @@ class FakeFirehose:
     ) -> None:
         self.records: list[bytes] = []
         self.calls: list[int] = []
+        self.streams: dict[str, list[bytes]] = {}
         self._refuse = refuse or (lambda data, call: None)
         self._fail_calls = fail_calls or (lambda call: None)
 
@@ -66,6 +67,7 @@ class FakeFirehose:
             code = self._refuse(record["Data"], len(self.calls))
             if code is None:
                 self.records.append(record["Data"])
+                self.streams.setdefault(DeliveryStreamName, []).append(record["Data"])
                 responses.append({"RecordId": str(len(self.records))})
             else:
                 responses.append({"ErrorCode": code, "ErrorMessage": f"{code} (fake)"})

@@ -127,7 +127,7 @@ def test_firehose_failing_whole_calls_and_records_still_lands_each_record_once(
         firehose = aws.new_client("firehose", "us-east-1", attempts=1, endpoint_url=proxy.url)
         started = time.monotonic()
         report = deliver(
-            records, stream=resources.stream, firehose=firehose, attempts=10, backoff_base=0.01
+            records, streams=[resources.stream], firehose=firehose, attempts=10, backoff_base=0.01
         )
         injected = json.load(urlopen(f"{proxy.url}/_fault_proxy/stats"))
     assert time.monotonic() - started < 60

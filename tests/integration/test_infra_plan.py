@@ -103,11 +103,10 @@ def references(expression: Any, resource_type: str) -> set[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plan]:
+def make_plan(work: Path, *extra: str) -> Iterator[Plan]:
+    """Plan ``infra/`` against a fresh moto server with ``extra`` variables."""
     if TERRAFORM is None:
         pytest.skip("terraform is not on PATH")
-    work = tmp_path_factory.mktemp("infra-plan")
     package_dir = work / "packages"
     make_stand_in_packages(package_dir)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -124,11 +123,34 @@ def plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plan]:
             f"-state={work / 'terraform.tfstate'}",
             f"-out={plan_file}",
             *emulator_variables(f"http://{host}:{port}", package_dir),
+            *extra,
         )
         shown = terraform("show", "-json", "-no-color", str(plan_file))
         yield Plan(json.loads(shown.stdout), package_dir)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plan]:
+    yield from make_plan(tmp_path_factory.mktemp("infra-plan"))
+
+
+def test_several_firehose_streams_are_all_granted_to_the_consumer(
+    tmp_path: Path,
+) -> None:
+    # given the way past one stream's quota: three streams
+    [wide] = list(make_plan(tmp_path, "-var=firehose_streams=3"))
+    streams = [s["name"] for s in wide.planned("aws_kinesis_firehose_delivery_stream").values()]
+    policy = json.loads(
+        wide.planned("aws_iam_role_policy")["aws_iam_role_policy.consumer"]["policy"]
+    )
+    [deliver] = [s for s in policy["Statement"] if s.get("Sid") == "DeliverRecords"]
+    outputs = wide.raw["planned_values"]["outputs"]
+    # then the consumer may put into exactly those, and the stack names them all
+    assert sorted(streams) == ["fanout-records", "fanout-records-1", "fanout-records-2"]
+    assert sorted(r.rsplit("/", 1)[1] for r in _as_list(deliver["Resource"])) == sorted(streams)
+    assert outputs["delivery_stream_names"]["value"] == streams
 
 
 # The wildcard check

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from consumer.deliver import MAX_BATCH_BYTES, MAX_RECORD_BYTES, chunks, deliver
+from consumer.deliver import MAX_BATCH_BYTES, MAX_RECORD_BYTES, chunks, deliver, stream_for
 from tests.fakes import FakeFirehose
 
 
@@ -28,7 +28,7 @@ def test_deliver_retries_only_the_entries_firehose_refused():
         )
     )
     records = [(f"d{i}", f"{i}\n".encode()) for i in range(30)]
-    report = deliver(records, stream="s", firehose=firehose, backoff_base=0)
+    report = deliver(records, streams=["s"], firehose=firehose, backoff_base=0)
     # then each record lands once; the retry carried only the refused ones
     assert sorted(firehose.records) == sorted(data for _, data in records)
     assert firehose.calls == [30, 3]
@@ -40,7 +40,7 @@ def test_deliver_reports_what_still_fails_after_the_last_attempt():
     firehose = FakeFirehose(lambda data, call: "ThrottlingException" if data == b"bad\n" else None)
     report = deliver(
         [("good", b"good\n"), ("bad", b"bad\n")],
-        stream="s",
+        streams=["s"],
         firehose=firehose,
         attempts=3,
         backoff_base=0,
@@ -56,7 +56,9 @@ def test_deliver_retries_a_call_that_fails_as_a_whole():
         {"Error": {"Code": "ServiceUnavailableException", "Message": "down"}}, "PutRecordBatch"
     )
     firehose = FakeFirehose(fail_calls=lambda call: error if call == 1 else None)
-    report = deliver([("a", b"a\n"), ("b", b"b\n")], stream="s", firehose=firehose, backoff_base=0)
+    report = deliver(
+        [("a", b"a\n"), ("b", b"b\n")], streams=["s"], firehose=firehose, backoff_base=0
+    )
     assert sorted(report.delivered) == ["a", "b"]
     assert firehose.records == [b"a\n", b"b\n"]
 
@@ -64,6 +66,27 @@ def test_deliver_retries_a_call_that_fails_as_a_whole():
 def test_deliver_never_sends_a_record_over_firehoses_record_limit():
     firehose = FakeFirehose()
     huge = b"x" * (MAX_RECORD_BYTES + 1)
-    report = deliver([("huge", huge), ("ok", b"ok\n")], stream="s", firehose=firehose)
+    report = deliver([("huge", huge), ("ok", b"ok\n")], streams=["s"], firehose=firehose)
     assert report.too_large == {"huge": MAX_RECORD_BYTES + 1}
     assert firehose.records == [b"ok\n"]
+
+
+def test_records_spread_over_streams_by_device_and_each_device_stays_in_one():
+    # given three streams and records of 60 devices, two windows each
+    firehose = FakeFirehose()
+    records = [
+        (f"dev-{d:05d}:2026112{w}T000000Z:2026112{w}T010000Z", f"{d}:{w}\n".encode())
+        for d in range(60)
+        for w in (1, 2)
+    ]
+    # when delivered
+    report = deliver(records, streams=["a", "b", "c"], firehose=firehose)
+    # then every record landed once, every stream carried some, and no device was split
+    assert sorted(report.delivered) == sorted(key for key, _ in records)
+    assert set(firehose.streams) == {"a", "b", "c"}
+    devices_by_stream = {
+        stream: {data.split(b":")[0] for data in datas}
+        for stream, datas in firehose.streams.items()
+    }
+    assert sum(len(devices) for devices in devices_by_stream.values()) == 60
+    assert stream_for(records[0][0], ["a", "b", "c"]) == stream_for(records[1][0], ["a", "b", "c"])

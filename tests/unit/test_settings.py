@@ -51,6 +51,15 @@ def test_a_malformed_variable_is_named_with_the_problem(variable, value, problem
     assert problem in str(caught.value)
 
 
+def test_consumer_reads_one_delivery_stream_or_several():
+    assert ConsumerSettings.from_env(CONSUMER).delivery_streams == ("fanout-records",)
+    several = {**CONSUMER, "FANOUT_DELIVERY_STREAM": "fanout-records, fanout-records-1"}
+    assert ConsumerSettings.from_env(several).delivery_streams == (
+        "fanout-records",
+        "fanout-records-1",
+    )
+
+
 def test_producer_needs_no_api_when_devices_are_configured():
     settings = ProducerSettings.from_env(
         {"FANOUT_QUEUE_URL": "http://q", "FANOUT_DEVICES": "a, b,,c", "FANOUT_WINDOW": "15m"}
