@@ -12,17 +12,24 @@ clock) and make those reads cheap:
 * the retention check reads the queue's own retention period;
 * the SQS models' clock is ``time.time()``, the value the datetime arithmetic computes.
 
+And one in its HTTP front: for every request moto lists its own package folder (about 160
+entries, each checked with ``isdir``), twice, while holding the lock every request needs, so
+concurrent requests queue behind directory listings. The list never changes while the
+server runs; it is read once.
+
 Everything else is moto's own ``moto.server.main``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from moto import backends as moto_backends
 from moto import server
 from moto.core.utils import camelcase_to_underscores
 from moto.sqs import models as sqs_models
@@ -76,6 +83,13 @@ def _retained(self: Any, queue_name: str, message: Any) -> bool:
 sqs_models_unix_time = sqs_models.unix_time  # type: ignore[attr-defined]
 
 
+def patch_server() -> None:
+    """Read moto's list of service modules once instead of on every request (idempotent)."""
+    if not isinstance(moto_backends.list_of_moto_modules, functools._lru_cache_wrapper):
+        modules = tuple(moto_backends.list_of_moto_modules())
+        moto_backends.list_of_moto_modules = functools.cache(lambda: modules)
+
+
 def patch_sqs() -> None:
     """Apply the two fixes to moto's SQS models (idempotent)."""
     sqs_models.unix_time = _unix_time  # type: ignore[attr-defined]
@@ -85,6 +99,7 @@ def patch_sqs() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    patch_server()
     patch_sqs()
     server.main(argv if argv is not None else sys.argv[1:])
 

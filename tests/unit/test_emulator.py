@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from types import SimpleNamespace
 
+from moto import backends as moto_backends
 from moto.sqs.models import sqs_backends
 
 from localstack import emulator
@@ -40,3 +41,16 @@ def test_lazy_queue_attributes_equal_what_moto_builds_eagerly():
     for subject in (dead, queue):
         # when read lazily, then the same names and values as the eager property
         assert dict(emulator._LazyAttributes(subject)) == subject.attributes
+
+
+def test_server_reads_moto_modules_once_and_lists_the_same_services():
+    # given moto's own list, read before the patch
+    listed = list(moto_backends.list_of_moto_modules())
+    # when patched twice
+    emulator.patch_server()
+    first = moto_backends.list_of_moto_modules
+    emulator.patch_server()
+    # then the same services, and the second patch is a no-op
+    assert list(moto_backends.list_of_moto_modules()) == listed
+    assert moto_backends.list_of_moto_modules is first
+    assert "sqs" in listed and "firehose" in listed
