@@ -2,15 +2,20 @@
 
 Firehose's limits: at most 500 records and 4 MiB per call, 1,000 KiB per record.
 A record over the per-record limit can never be delivered and is reported as terminal.
+A batch that needs several calls (several streams, or records too many or too large for
+one call) makes them from up to :data:`CALL_THREADS` threads: the calls are round trips,
+and one after another they would add up to most of a batch's time.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_RECORDS = 500
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 MAX_RECORD_BYTES = 1000 * 1024
+CALL_THREADS = 8
 
 
 class RecordTooLargeError(TerminalError):
@@ -99,17 +105,40 @@ def deliver(
             report.too_large[key] = len(data)
         else:
             by_stream.setdefault(stream_for(key, streams), []).append((key, data))
-    for stream, sendable in by_stream.items():
-        for batch in chunks(sendable):
-            _deliver_batch(
-                firehose,
-                stream,
-                batch,
-                report,
-                attempts=attempts,
-                backoff_base=backoff_base,
-                seconds_left=seconds_left,
-            )
+    calls = [
+        (stream, batch) for stream, sendable in by_stream.items() for batch in chunks(sendable)
+    ]
+
+    def send(stream: str, batch: list[tuple[str, bytes]]) -> DeliveryReport:
+        part = DeliveryReport()
+        _deliver_batch(
+            firehose,
+            stream,
+            batch,
+            part,
+            attempts=attempts,
+            backoff_base=backoff_base,
+            seconds_left=seconds_left,
+        )
+        return part
+
+    if len(calls) == 1:
+        parts = [send(*calls[0])]
+    else:
+        with ThreadPoolExecutor(
+            max_workers=min(CALL_THREADS, len(calls)), thread_name_prefix="deliver"
+        ) as pool:
+            # Each call runs in a copy of the caller's context, so its log fields and its
+            # trace subsegment nest under the invocation's.
+            futures = [
+                pool.submit(contextvars.copy_context().run, send, stream, batch)
+                for stream, batch in calls
+            ]
+            parts = [future.result() for future in futures]
+    for part in parts:
+        report.delivered.extend(part.delivered)
+        report.failed.update(part.failed)
+        report.retried += part.retried
     return report
 
 

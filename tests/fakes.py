@@ -6,6 +6,8 @@ Firehose report partial failures.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,22 +42,43 @@ class FakeSqs:
 
 
 class FakeFirehose:
-    """PutRecordBatch into a list; ``refuse(data, call) -> error code or None`` per record."""
+    """PutRecordBatch into a list; ``refuse(data, call) -> error code or None`` per record.
+
+    Thread-safe, as boto3 clients are; each call waits ``round_trip`` seconds first, and
+    ``most_in_flight`` counts the calls that were waiting at once.
+    """
 
     def __init__(
         self,
         refuse: Callable[[bytes, int], str | None] | None = None,
         fail_calls: Callable[[int], Exception | None] | None = None,
+        round_trip: float = 0.0,
     ) -> None:
         self.records: list[bytes] = []
         self.calls: list[int] = []
         self.streams: dict[str, list[bytes]] = {}
+        self.most_in_flight = 0
+        self._in_flight = 0
+        self._round_trip = round_trip
+        self._lock = threading.Lock()
         self._refuse = refuse or (lambda data, call: None)
         self._fail_calls = fail_calls or (lambda call: None)
 
     def put_record_batch(
         self, DeliveryStreamName: str, Records: list[dict[str, bytes]]
     ) -> dict[str, Any]:
+        with self._lock:
+            self._in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            time.sleep(self._round_trip)
+            with self._lock:
+                return self._put(DeliveryStreamName, Records)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _put(self, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
         assert len(Records) <= 500
         assert sum(len(r["Data"]) for r in Records) <= 4 * 1024 * 1024
         self.calls.append(len(Records))

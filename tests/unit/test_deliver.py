@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from consumer.deliver import MAX_BATCH_BYTES, MAX_RECORD_BYTES, chunks, deliver, stream_for
+from consumer.deliver import (
+    CALL_THREADS,
+    MAX_BATCH_BYTES,
+    MAX_RECORD_BYTES,
+    chunks,
+    deliver,
+    stream_for,
+)
 from tests.fakes import FakeFirehose
 
 
@@ -90,3 +97,18 @@ def test_records_spread_over_streams_by_device_and_each_device_stays_in_one():
     }
     assert sum(len(devices) for devices in devices_by_stream.values()) == 60
     assert stream_for(records[0][0], ["a", "b", "c"]) == stream_for(records[1][0], ["a", "b", "c"])
+
+
+def test_a_batch_needing_many_calls_makes_them_side_by_side():
+    # given 20 streams and records for each, and calls that take 50 ms
+    firehose = FakeFirehose(round_trip=0.05)
+    streams = [f"s{i}" for i in range(20)]
+    records = [(f"dev-{i:04d}:2026-11-27T00:00:00Z", f"{i}\n".encode()) for i in range(400)]
+    report = deliver(records, streams=streams, firehose=firehose)
+    # then every record lands once, in its stream, from calls up to CALL_THREADS at once
+    assert sorted(report.delivered) == sorted(key for key, _ in records)
+    assert sorted(firehose.records) == sorted(data for _, data in records)
+    for key, data in records:
+        assert data in firehose.streams[stream_for(key, streams)]
+    assert len(firehose.calls) == len(firehose.streams)
+    assert 1 < firehose.most_in_flight <= CALL_THREADS
