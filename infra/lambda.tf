@@ -36,6 +36,7 @@ locals {
           FANOUT_QUEUE_URL    = aws_sqs_queue.requests.url
           FANOUT_API_BASE_URL = var.api_base_url
           FANOUT_WINDOW       = var.window
+          FANOUT_SEND_THREADS = tostring(var.producer_send_threads)
           FANOUT_LOG_LEVEL    = var.log_level
         },
         # Without devices the producer lists them from the API.
