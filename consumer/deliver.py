@@ -13,7 +13,6 @@ import contextvars
 import logging
 import random
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fanout_core import aws
+from fanout_core.descriptor import device_shard
 from fanout_core.errors import TerminalError
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ def chunks(records: Sequence[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]
 def stream_for(descriptor_id: str, streams: Sequence[str]) -> str:
     """The stream a record goes to: chosen by a stable hash of its device id, so the load
     spreads evenly over the streams and one device's records stay together."""
-    device_id = descriptor_id.split(":", 1)[0]
-    return streams[zlib.crc32(device_id.encode()) % len(streams)]
+    return streams[device_shard(descriptor_id.split(":", 1)[0], len(streams))]
 
 
 def deliver(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,6 +26,12 @@ DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 
 _KEYS = frozenset({"id", "device_id", "start", "end"})
 _MAX_BODY = 4096
+
+
+def device_shard(device_id: str, shards: int) -> int:
+    """Which of ``shards`` parts a device belongs to: a stable hash of its id, the same in
+    every process and release, so the parts never overlap and always cover every device."""
+    return zlib.crc32(device_id.encode()) % shards
 
 
 def format_instant(moment: datetime) -> str:

@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from fanout_core import aws
 from fanout_core.descriptor import (
     DEVICE_ID_PATTERN,
     RequestDescriptor,
+    device_shard,
     format_instant,
     parse_instant,
 )
@@ -39,19 +40,22 @@ log = logging.getLogger(__name__)
 
 SQS_BATCH = 10
 _SEND_ATTEMPTS = 6
-_BACKFILL_KEYS = frozenset({"start", "end", "devices", "window"})
+_BACKFILL_KEYS = frozenset({"start", "end", "devices", "window", "shard", "shards"})
+MAX_SHARDS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class ProduceRequest:
-    """A validated request: which windows, for which devices (``None``: every device)."""
+    """A validated request: which windows, for which devices (``None``: every device), and
+    which share of those devices (``(shard, shards)``; ``None``: all of them)."""
 
     start: datetime
     end: datetime
     window_seconds: int
     devices: tuple[str, ...] | None
     kind: str
+    shard: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,10 @@ def parse_event(event: object, default_window_seconds: int) -> ProduceRequest:
     A Scheduled Event asks for the last complete window before its ``time``. A backfill
     event is ``{"start": ISO, "end": ISO, "devices": [...], "window": "1h"}`` with
     ``devices`` and ``window`` optional; it asks for every aligned window overlapping
-    ``[start, end)``.
+    ``[start, end)``. Either may carry ``"shard": i, "shards": n`` (infra/'s
+    ``producer_shards`` adds them to the schedule's events): then only the devices whose
+    :func:`~fanout_core.descriptor.device_shard` is ``i`` are enqueued, so ``n``
+    producers with ``i`` from 0 to ``n - 1`` share the devices without overlap.
 
     Raises:
         InvalidEventError: Naming what is wrong; nothing has been enqueued.
@@ -95,7 +102,7 @@ def parse_event(event: object, default_window_seconds: int) -> ProduceRequest:
     if not isinstance(event, Mapping):
         raise InvalidEventError(f"event is a {type(event).__name__}, not an object")
     if event.get("detail-type") == "Scheduled Event":
-        return _scheduled(event, default_window_seconds)
+        return replace(_scheduled(event, default_window_seconds), shard=_shard(event))
     unknown = set(event) - _BACKFILL_KEYS
     if unknown:
         raise InvalidEventError(
@@ -122,7 +129,25 @@ def parse_event(event: object, default_window_seconds: int) -> ProduceRequest:
     devices = event.get("devices")
     if devices is not None:
         devices = _check_devices(devices, "backfill: devices")
-    return ProduceRequest(start, end, window_seconds, devices, "backfill")
+    return ProduceRequest(start, end, window_seconds, devices, "backfill", _shard(event))
+
+
+def _shard(event: Mapping[str, Any]) -> tuple[int, int] | None:
+    if "shard" not in event and "shards" not in event:
+        return None
+    shard, shards = event.get("shard"), event.get("shards")
+    if (
+        isinstance(shard, int)
+        and isinstance(shards, int)
+        and not isinstance(shard, bool)
+        and not isinstance(shards, bool)
+        and 0 <= shard < shards <= MAX_SHARDS
+    ):
+        return shard, shards
+    raise InvalidEventError(
+        f"'shard' and 'shards' must be whole numbers, 0 <= shard < shards <= {MAX_SHARDS}: "
+        f"got shard={shard!r}, shards={shards!r}"
+    )
 
 
 def _scheduled(event: Mapping[str, Any], window_seconds: int) -> ProduceRequest:
@@ -277,6 +302,9 @@ def produce(
         if not settings.api_base_url:
             raise InvalidEventError("no devices: set FANOUT_DEVICES or FANOUT_API_BASE_URL")
         devices = tuple(device_lister(settings.api_base_url))
+    if request.shard:
+        shard, shards = request.shard
+        devices = tuple(d for d in devices if device_shard(d, shards) == shard)
     windows = windows_between(request.start, request.end, request.window_seconds)
     descriptors = descriptors_for(devices, windows)
     result = enqueue(
@@ -286,6 +314,7 @@ def produce(
         "kind": request.kind,
         "enqueued": result.enqueued,
         "devices": len(devices),
+        "shard": f"{request.shard[0]}/{request.shard[1]}" if request.shard else None,
         "windows": len(windows),
         "first_window": format_instant(windows[0][0]) if windows else None,
         "last_window_end": format_instant(windows[-1][1]) if windows else None,

@@ -88,6 +88,28 @@ def test_backfill_event_with_devices_and_window():
             "window",
         ),
         ({"detail-type": "Scheduled Event", "time": "noon"}, "'time'"),
+        (
+            {"detail-type": "Scheduled Event", "time": "2026-11-27T09:05:00Z", "shard": 3},
+            "got shard=3, shards=None",
+        ),
+        (
+            {
+                "start": "2026-11-27T08:00:00Z",
+                "end": "2026-11-27T09:00:00Z",
+                "shard": 2,
+                "shards": 2,
+            },
+            "0 <= shard < shards <= 1000",
+        ),
+        (
+            {
+                "start": "2026-11-27T08:00:00Z",
+                "end": "2026-11-27T09:00:00Z",
+                "shard": True,
+                "shards": 2,
+            },
+            "must be whole numbers",
+        ),
         (["start", "end"], "not an object"),
     ],
     ids=[
@@ -99,6 +121,9 @@ def test_backfill_event_with_devices_and_window():
         "bad-device",
         "bad-window",
         "bad-schedule-time",
+        "shard-without-shards",
+        "shard-out-of-range",
+        "shard-not-a-number",
         "not-object",
     ],
 )
@@ -171,3 +196,21 @@ def test_enqueue_raises_on_a_sender_fault():
     request = parse_event({"start": "2026-11-27T00:00:00Z", "end": "2026-11-27T01:00:00Z"}, HOUR)
     with pytest.raises(DeliveryError, match="rejected"):
         enqueue(descriptors_for(["a"], [(request.start, request.end)]), queue_url="q", sqs=sqs)
+
+
+def test_shards_split_the_devices_without_overlap_or_gap(golden):
+    # given 200 devices and a tick split over 3 shards, as producer_shards = 3 sends it
+    devices = [f"dev-{i:04d}" for i in range(200)]
+    settings = ProducerSettings("http://queue", None, tuple(devices), HOUR, 2)
+    tick = golden("eventbridge-scheduled")
+    whole = FakeSqs()
+    produce(tick, settings, sqs=whole)
+    parts = []
+    for shard in range(3):
+        sqs = FakeSqs()
+        summary = produce({**tick, "shard": shard, "shards": 3}, settings, sqs=sqs)
+        assert summary["shard"] == f"{shard}/3"
+        parts.append(sorted(sqs.messages))
+    # then each shard has its share, and together they are the unsharded tick, once each
+    assert all(40 < len(part) < 95 for part in parts)
+    assert sorted(m for part in parts for m in part) == sorted(whole.messages)
