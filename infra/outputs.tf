@@ -49,8 +49,8 @@ output "writer_function_name" {
 }
 
 output "schedule_rule_name" {
-  description = "EventBridge rule that invokes the producer."
-  value       = aws_cloudwatch_event_rule.schedule["producer"].name
+  description = "EventBridge rule that invokes the producer (with producer_shards, shard 0's)."
+  value       = aws_cloudwatch_event_rule.schedule[keys(local.producer_schedules)[0]].name
 }
 
 output "raw_prefix" {
@@ -126,11 +126,15 @@ output "event_sources" {
     }]
     schedules = [
       for name, rule in aws_cloudwatch_event_rule.schedule : {
-        function   = name
+        function   = local.schedules[name].function
         rule_name  = rule.name
         rule_arn   = rule.arn
         expression = rule.schedule_expression
         queue_url  = var.create_functions ? null : aws_sqs_queue.schedule_ticks[0].url
+        input_transformer = local.shard_input_templates[name] == null ? null : {
+          input_paths    = local.shard_input_paths
+          input_template = local.shard_input_templates[name]
+        }
       }
     ]
   }

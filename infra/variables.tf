@@ -251,6 +251,23 @@ variable "producer_memory_mb" {
   }
 }
 
+variable "producer_shards" {
+  description = <<-EOT
+    How many producer invocations share each schedule tick. One invocation enqueues what it
+    can within Lambda's 900 s (about 4 million descriptors at 1,769 MB: each SendMessageBatch
+    costs about 2 ms of a vCPU); past that, N rules fire together and each invocation
+    enqueues the devices a hash of their id gives to its shard. `fanout plan` says how many
+    a rate needs.
+  EOT
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.producer_shards >= 1 && var.producer_shards <= 100
+    error_message = "producer_shards must be between 1 and 100."
+  }
+}
+
 variable "producer_send_threads" {
   description = "Threads the producer sends SendMessageBatch calls from (FANOUT_SEND_THREADS). Each call costs about 2 ms of a full vCPU besides its round trip, so more threads help only with the memory (hence CPU) to drive them; `fanout plan` suggests both."
   type        = number

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from localstack.eventbridge import transform
+from producer.produce import parse_event
 from tests.integration.test_infra_apply import (
     TERRAFORM,
     emulator_variables,
@@ -151,6 +153,41 @@ def test_several_firehose_streams_are_all_granted_to_the_consumer(
     assert sorted(streams) == ["fanout-records", "fanout-records-1", "fanout-records-2"]
     assert sorted(r.rsplit("/", 1)[1] for r in _as_list(deliver["Resource"])) == sorted(streams)
     assert outputs["delivery_stream_names"]["value"] == streams
+
+
+def test_producer_shards_tick_every_shard_at_once(tmp_path: Path) -> None:
+    # given the way past one producer's 900 s: three shards
+    [sharded] = list(make_plan(tmp_path, "-var=producer_shards=3"))
+    rules = sharded.planned("aws_cloudwatch_event_rule")
+    targets = sharded.planned("aws_cloudwatch_event_target")
+    producer_rules = sorted(r["name"] for r in rules.values() if "schedule" in r["name"])
+    # then a rule per shard, on the same schedule, each with the producer as its target
+    assert producer_rules == [f"fanout-schedule-{i}" for i in range(3)]
+    assert {r["schedule_expression"] for r in rules.values() if "schedule-" in r["name"]} == {
+        "cron(5 * * * ? *)"
+    }
+    shards = []
+    for i in range(3):
+        target = targets[f'aws_cloudwatch_event_target.function["producer-{i}"]']
+        [transformer] = target["input_transformer"]
+        # and its tick, shaped as EventBridge shapes it, asks the producer for its shard
+        tick = scheduled_event_for(f"fanout-schedule-{i}")
+        request = parse_event(transform(transformer, tick), 3600)
+        assert request.kind == "schedule"
+        shards.append(request.shard)
+    assert shards == [(0, 3), (1, 3), (2, 3)]
+    # the compactor's tick is untouched
+    assert not targets['aws_cloudwatch_event_target.function["compactor"]']["input_transformer"]
+
+
+def scheduled_event_for(rule: str) -> dict[str, Any]:
+    return {
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": "2026-11-27T09:05:00Z",
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
+        "detail": {},
+    }
 
 
 # The wildcard check
