@@ -4,13 +4,14 @@
     fanout status
     fanout redrive
     fanout report --start 2026-11-01 --end 2026-11-02 --html report.html
+    fanout plan --docs-per-hour 1M --values-per-doc 1000
 
-Every command reaches the stack through the standard AWS configuration (profile, region,
-credentials) and ``AWS_ENDPOINT_URL`` for an emulator; ``--stack`` names the stack's
-prefix (see :mod:`fanout_cli.target`). A problem the operator can fix (no credentials, an
-endpoint that does not answer, a stack that is not there) ends in one line saying so,
-never a traceback: exit status 2. A command that ran but could not finish its work
-exits 1.
+Every command but ``plan`` (arithmetic, no AWS) reaches the stack through the standard AWS
+configuration (profile, region, credentials) and ``AWS_ENDPOINT_URL`` for an emulator;
+``--stack`` names the stack's prefix (see :mod:`fanout_cli.target`). A problem the
+operator can fix (no credentials, an endpoint that does not answer, a stack that is not
+there) ends in one line saying so, never a traceback: exit status 2. A command that ran
+but could not finish its work exits 1.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from fanout_cli import backfill, page, redrive, report, status
+from fanout_cli import backfill, page, plan, redrive, report, status
 from fanout_cli.target import CliError, PartlyDoneError, Stack, Target
 from fanout_core.descriptor import parse_instant
 from fanout_core.settings import parse_duration
@@ -80,6 +81,31 @@ def _threads(text: str) -> int:
     if not 1 <= value <= 256:
         raise argparse.ArgumentTypeError("between 1 and 256")
     return value
+
+
+def _count(text: str) -> float:
+    """``5000``, ``10k``, ``1M``, ``2.5G``: a positive count."""
+    scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-1:].lower(), 1.0)
+    try:
+        value = float(text[:-1] if scale != 1.0 else text) * scale
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count like 5000, 10k or 1M") from exc
+    if not 1 <= value <= 1e12:
+        raise argparse.ArgumentTypeError(f"{text!r}: between 1 and 10^12")
+    return value
+
+
+def _bounded(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"between {low:,} and {high:,}")
+        return value
+
+    return parse
 
 
 def _show(text: str) -> int:
@@ -224,6 +250,90 @@ def parser() -> argparse.ArgumentParser:
         "--html", type=Path, metavar="FILE", help="also write the report as an HTML page"
     )
     account.add_argument("--json", action="store_true", help="print as JSON")
+
+    model = commands.add_parser(
+        "plan",
+        help="Lambda concurrency, batching, Firehose streams, cost and the binding limit",
+        description=_doc(plan),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model.add_argument(
+        "--docs-per-hour",
+        type=_count,
+        action="append",
+        metavar="N",
+        help="documents per hour, like 5000, 10k or 1M (repeatable; default: "
+        + ", ".join(f"{rate:,}" for rate in plan.DEFAULT_RATES)
+        + ")",
+    )
+    model.add_argument(
+        "--values-per-doc",
+        type=_bounded(1, 10_000_000),
+        default=1000,
+        metavar="M",
+        help="integers in each document's values (default 1000)",
+    )
+    model.add_argument(
+        "--region", default="us-east-1", help="AWS region (default us-east-1; costs only there)"
+    )
+    model.add_argument(
+        "--architecture", choices=("x86_64", "arm64"), default="x86_64", help="(default x86_64)"
+    )
+    model.add_argument(
+        "--consumer-memory-mb",
+        type=_bounded(128, 10240),
+        default=1024,
+        metavar="MB",
+        help="the consumer's memory, hence its share of a vCPU (default 1024)",
+    )
+    model.add_argument(
+        "--fetch-concurrency",
+        type=_bounded(1, 1024),
+        metavar="N",
+        help="fetches in flight per invocation (default: enough to keep its CPU busy)",
+    )
+    model.add_argument(
+        "--firehose-streams",
+        type=_bounded(1, 10_000),
+        metavar="N",
+        help="Firehose streams (default: as many as the per-stream quota needs)",
+    )
+    model.add_argument(
+        "--api-latency-ms",
+        type=_bounded(1, 60_000),
+        metavar="MS",
+        help="the API's time per document (default: the data file's assumption, 100)",
+    )
+    model.add_argument(
+        "--producer-shards",
+        type=_bounded(1, 100),
+        metavar="N",
+        help="producer invocations per tick (default: as many as a tick needs)",
+    )
+    model.add_argument(
+        "--buffer-interval",
+        type=_bounded(0, 900),
+        default=300,
+        metavar="S",
+        help="Firehose's buffering interval, seconds (0 to 900; default 300)",
+    )
+    model.add_argument(
+        "--bench",
+        type=Path,
+        default=plan.BENCH,
+        metavar="FILE",
+        help="make bench's results (default build/bench.json; the data file's figures "
+        "when missing)",
+    )
+    model.add_argument("--json", action="store_true", help="print as JSON")
+    model.add_argument(
+        "--tfvars", action="store_true", help="print the plan as infra/ variables (one rate)"
+    )
+    model.add_argument(
+        "--ceilings",
+        action="store_true",
+        help="the rate at which each limit binds, earliest first, with the way past it",
+    )
     return top
 
 
@@ -237,6 +347,8 @@ def _devices(args: argparse.Namespace, stack: Stack) -> tuple[list[str] | None, 
 
 def run(args: argparse.Namespace) -> int:
     """Run one parsed command; return its exit status."""
+    if args.command == "plan":
+        return _plan(args)
     flags: dict[str, Any] = vars(args)
     if args.command == "backfill":
         flags["connections"] = args.threads + 4
@@ -283,6 +395,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    rates = args.docs_per_hour or plan.DEFAULT_RATES
+    if args.tfvars and len(rates) != 1:
+        raise CliError("--tfvars plans one rate: give one --docs-per-hour")
+    reference = plan.Reference.load(bench=args.bench)
+    workload = plan.Workload(
+        docs_per_hour=rates[0],
+        values_per_doc=args.values_per_doc,
+        region=args.region,
+        architecture=args.architecture,
+        consumer_memory_mb=args.consumer_memory_mb,
+        fetch_concurrency=args.fetch_concurrency,
+        firehose_streams=args.firehose_streams,
+        api_latency_ms=args.api_latency_ms,
+        buffer_interval_s=args.buffer_interval,
+        producer_shards=args.producer_shards,
+    )
+    plans = plan.plans_for(rates, workload, reference)
+    if args.ceilings:
+        plan.print_ceilings(workload, reference, sys.stdout, args.json)
+    elif args.tfvars:
+        plan.print_tfvars(plans[0], sys.stdout)
+    else:
+        plan.print_plans(plans, reference, sys.stdout, args.json)
+    return 0
+
+
 def _client_error(exc: ClientError, stack_hint: str) -> str:
     error = exc.response.get("Error", {})
     code, message = str(error.get("Code", "")), error.get("Message", "")
@@ -320,8 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script's entry point."""
     args = parser().parse_args(argv)
     hint = (
-        f"stack {args.stack or os.environ.get('FANOUT_STACK') or 'fanout'} at "
-        f"{args.endpoint_url or os.environ.get('AWS_ENDPOINT_URL') or 'AWS'}"
+        ""
+        if args.command == "plan"
+        else (
+            f"stack {args.stack or os.environ.get('FANOUT_STACK') or 'fanout'} at "
+            f"{args.endpoint_url or os.environ.get('AWS_ENDPOINT_URL') or 'AWS'}"
+        )
     )
     try:
         return run(args)
