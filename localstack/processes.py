@@ -61,6 +61,13 @@ class ServerProcess:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (its session leader), else ``None``."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
+
     def start(self, timeout: float | None = None) -> ServerProcess:
         timeout = timeout or self.start_timeout
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

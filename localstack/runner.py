@@ -537,6 +537,16 @@ class FunctionPool:
             )
         return outcome
 
+    def worker_pids(self) -> dict[str, list[int]]:
+        """The process ids of every environment started so far, by function (those that
+        exited included: their ids may no longer name a process)."""
+        with self._lock:
+            workers = list(self._all)
+        pids: dict[str, list[int]] = {name: [] for name in self.wiring.functions}
+        for worker in workers:
+            pids[worker.spec.name].append(worker.process.pid)
+        return pids
+
     def close(self) -> None:
         """Stop every environment and close the logs."""
         with self._lock:

@@ -22,6 +22,7 @@ from typing import Any
 from fanout_core import aws
 from localstack.faults import FaultPlan
 from localstack.processes import (
+    ServerProcess,
     fault_proxy,
     localstack_python,
     localstack_server,
@@ -84,6 +85,9 @@ class Stack:
     wiring: Wiring
     runner: LocalLambda
     timings: dict[str, float]
+    #: The background servers by role: ``emulator``, ``api`` and, with Firehose faults,
+    #: ``fault_proxy``.
+    servers: dict[str, ServerProcess] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         """A boto3 client for the emulator."""
@@ -146,6 +150,7 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
             emulator = cleanup.enter_context(moto_server(work_dir / "logs"))
         api = cleanup.enter_context(sample_api(api_config(config), work_dir / "logs"))
         function_env: dict[str, dict[str, str]] = {}
+        proxy: ServerProcess | None = None
         if plan.rate("firehose-partial") or plan.rate("firehose-call"):
             proxy = cleanup.enter_context(
                 fault_proxy(emulator.url, config.faults, config.seed, work_dir / "logs")
@@ -212,4 +217,7 @@ def local_stack(config: StackConfig, work_dir: Path) -> Iterator[Stack]:
             )
         )
         timings["ready"] = time.monotonic() - started
-        yield Stack(config, emulator.url, api.url, outputs, wiring, runner, timings)
+        servers = {"emulator": emulator, "api": api}
+        if proxy is not None:
+            servers["fault_proxy"] = proxy
+        yield Stack(config, emulator.url, api.url, outputs, wiring, runner, timings, servers)
