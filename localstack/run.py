@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,9 +33,15 @@ from fanout_cli.reconcile import (
     quarantine_entries,
     reconcile,
 )
-from fanout_core.descriptor import RequestDescriptor, format_instant, parse_instant
+from fanout_core.descriptor import (
+    RequestDescriptor,
+    device_shard,
+    format_instant,
+    parse_instant,
+)
 from fanout_core.settings import parse_duration
 from localstack.faults import FaultPlan, FaultSpecError
+from localstack.runner import Invocation
 from localstack.sample_api import device_ids
 from localstack.stack import EMULATORS, Stack, StackConfig, local_stack
 from writer.compact import partition_dates
@@ -84,19 +91,33 @@ def expected_descriptors(
 
 
 def enqueued_descriptors(producer_log: Path, devices: int) -> list[str]:
-    """Every descriptor id the producer's logged invocations enqueued."""
+    """Every descriptor id the producer's logged invocations enqueued (a shard's, only its
+    share of the devices)."""
     ids: list[str] = []
     for entry in _log_entries(producer_log, "enqueued descriptors"):
         if not entry.get("first_window"):
             continue
         start, end = parse_instant(entry["first_window"]), parse_instant(entry["last_window_end"])
         step = (end - start) / int(entry["windows"])
+        shard, shards = map(int, (entry.get("shard") or "0/1").split("/"))
         ids += [
             RequestDescriptor(device, start + step * k, start + step * (k + 1)).id
             for device in device_ids(devices)
+            if device_shard(device, shards) == shard
             for k in range(int(entry["windows"]))
         ]
     return ids
+
+
+def tick_shards(producer_log: Path) -> dict[str, int]:
+    """How many scheduled producer invocations ran for each shard (``"-"``: unsharded)."""
+    return dict(
+        Counter(
+            entry.get("shard") or "-"
+            for entry in _log_entries(producer_log, "enqueued descriptors")
+            if entry.get("kind") == "schedule"
+        )
+    )
 
 
 def _log_entries(log_path: Path, message: str) -> list[dict[str, Any]]:
@@ -110,19 +131,25 @@ def _log_entries(log_path: Path, message: str) -> list[dict[str, Any]]:
 
 
 def trigger(stack: Stack, windows: int, at: datetime) -> dict[str, Any]:
-    """Fire the schedule (one window) or send a backfill (several); return the producer's answer."""
+    """Fire the schedule (one window) or send a backfill (several); return the producer's
+    answer (with ``producer_shards``, every shard's rule fires and the answers add up)."""
     if windows == 1:
-        (future,) = stack.runner.fire_schedule(stack.schedule, at)
-    else:
-        window_seconds = parse_duration(
-            stack.wiring.functions[_producer(stack)].environment.get("FANOUT_WINDOW", "1h")
-        )
-        end = _aligned_end(at, window_seconds)
-        event = {
-            "start": format_instant(end - timedelta(seconds=window_seconds * windows)),
-            "end": format_instant(end),
-        }
-        future = stack.runner.invoke_async(_producer(stack), event)
+        rules = [s for s in stack.wiring.schedules if _producer(stack) in s.functions]
+        futures = [f for rule in rules for f in stack.runner.fire_schedule(rule, at)]
+        results = [_answer(future) for future in futures]
+        return {**results[0], "enqueued": sum(r["enqueued"] for r in results)}
+    window_seconds = parse_duration(
+        stack.wiring.functions[_producer(stack)].environment.get("FANOUT_WINDOW", "1h")
+    )
+    end = _aligned_end(at, window_seconds)
+    event = {
+        "start": format_instant(end - timedelta(seconds=window_seconds * windows)),
+        "end": format_instant(end),
+    }
+    return _answer(stack.runner.invoke_async(_producer(stack), event))
+
+
+def _answer(future: Future[Invocation]) -> dict[str, Any]:
     outcome = future.result(timeout=600)
     if not outcome.ok:
         error = outcome.error or {}
@@ -257,6 +284,8 @@ def run(request: RunRequest, work_dir: Path, output_dir: Path | None = None) -> 
             "docs_per_second": round(parquet["rows_written"] / busy_seconds, 1),
             "sqs_batches": stats.sqs_batches,
             "schedule_ticks": stats.schedule_ticks,
+            "shaped_ticks": stats.shaped_ticks,
+            "tick_shards": tick_shards(producer_log),
             "ticked_descriptors": len(ticked),
             "compacted": compacted,
             "setup_seconds": round(stack.timings["ready"], 2),

@@ -49,11 +49,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from localstack import eventbridge
+
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
 INIT_TIMEOUT_SECONDS = 30.0
 ASYNC_RETRY_DELAYS = (1.0, 2.0)
+SHORT_POLL_PAUSE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class ScheduleTrigger:
     schedule_expression: str
     functions: tuple[str, ...]
     queue_url: str | None = None
+    #: The targets' input transformer (infra/'s producer_shards), as EventBridge's API or
+    #: Terraform's output spells it; None: the target gets the Scheduled Event itself.
+    input_transformer: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,7 @@ def wiring_from_outputs(outputs: Mapping[str, Any], region: str, account: str) -
                 schedule_expression=s["expression"],
                 functions=(names[s["function"]],),
                 queue_url=s.get("queue_url"),
+                input_transformer=s.get("input_transformer"),
             )
             for s in sources["schedules"]
         ),
@@ -288,11 +295,21 @@ def _schedules(
     for rule in events.list_rules(NamePrefix=name_prefix).get("Rules", []):
         if not rule.get("ScheduleExpression"):
             continue
-        targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-        targeted = tuple(arns[t["Arn"]] for t in targets if t["Arn"] in arns)
-        if targeted:
+        targets = [
+            t for t in events.list_targets_by_rule(Rule=rule["Name"])["Targets"] if t["Arn"] in arns
+        ]
+        if targets:
             schedules.append(
-                ScheduleTrigger(rule["Name"], rule["Arn"], rule["ScheduleExpression"], targeted)
+                ScheduleTrigger(
+                    rule["Name"],
+                    rule["Arn"],
+                    rule["ScheduleExpression"],
+                    tuple(arns[t["Arn"]] for t in targets),
+                    input_transformer=next(
+                        (t["InputTransformer"] for t in targets if t.get("InputTransformer")),
+                        None,
+                    ),
+                )
             )
     return tuple(schedules)
 
@@ -661,6 +678,8 @@ class RunnerStats:
     async_dead_lettered: int = 0
     cut_invocations: int = 0
     schedule_ticks: int = 0
+    #: Ticks that arrived already through their rule's input transformer.
+    shaped_ticks: int = 0
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -759,7 +778,7 @@ class LocalLambda:
             self.stats.schedule_ticks += 1
             rules = set(event.get("resources", []))
             return [
-                (function, event)
+                (function, self._shaped(schedule, event))
                 for schedule in self.wiring.schedules
                 if schedule.rule_arn in rules
                 or schedule.rule_name in {r.rsplit("/", 1)[-1] for r in rules}
@@ -774,6 +793,16 @@ class LocalLambda:
                     self.stats.s3_events += 1
                     routed.append((trigger.function, {"Records": [record]}))
         return routed
+
+    def _shaped(self, schedule: ScheduleTrigger, event: Mapping[str, Any]) -> Any:
+        """A tick as its target gets it. An emulator that applies the rule's input
+        transformer (LocalStack) sends it shaped, naming its shard; else shape it here."""
+        if "shard" in event:
+            self.stats.shaped_ticks += 1
+            return event
+        if schedule.input_transformer:
+            return eventbridge.transform(schedule.input_transformer, event)
+        return event
 
     def _spawn(self, target: Callable[..., None], *args: Any, name: str) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -854,11 +883,10 @@ class LocalLambda:
             messages: list[dict[str, Any]] = []
             window_ends: float | None = None
             while len(messages) < mapping.batch_size and not self._stop.is_set():
-                wait = (
-                    1
-                    if window_ends is None
-                    else max(0, min(1, int(window_ends - time.monotonic())))
-                )
+                left = 1.0 if window_ends is None else window_ends - time.monotonic()
+                # SQS waits whole seconds: under one left, poll without waiting, and pause
+                # a little between empty polls rather than spin on the emulator.
+                wait = max(0, min(1, int(left)))
                 response = sqs.receive_message(
                     QueueUrl=mapping.queue_url,
                     MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
@@ -867,6 +895,8 @@ class LocalLambda:
                     MessageAttributeNames=["All"],
                 )
                 received = response.get("Messages", [])
+                if not received and wait == 0 and window_ends is not None:
+                    self._stop.wait(min(max(left, 0.0), SHORT_POLL_PAUSE_SECONDS))
                 if received and window_ends is None:
                     window_ends = time.monotonic() + mapping.window_seconds
                 # A message whose visibility lapsed inside the window comes back: keep one
@@ -980,8 +1010,11 @@ class LocalLambda:
     def fire_schedule(
         self, rule: ScheduleTrigger, at: datetime | None = None
     ) -> list[Future[Invocation]]:
-        """Fire ``rule`` now (or as if at ``at``): each target gets the Scheduled Event."""
+        """Fire ``rule`` now (or as if at ``at``): each target gets the Scheduled Event,
+        through the rule's input transformer if it has one."""
         event = scheduled_event(rule, self.wiring.region, self.account, at or datetime.now(UTC))
+        if rule.input_transformer:
+            event = eventbridge.transform(rule.input_transformer, event)
         return [self.invoke_async(function, event) for function in rule.functions]
 
     def idle(self) -> bool:

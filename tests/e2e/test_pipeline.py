@@ -15,8 +15,9 @@ from localstack.run import RunRequest, run
 from localstack.sample_api import expected_document
 
 REQUEST = RunRequest(devices=40, values=800, windows=2, seed=5, timeout=600)
-#: LocalStack's rules really fire: there the producer's ticks every minute, beside the run.
-REAL_TICKS = {"schedule_expression": "rate(1 minute)"}
+#: LocalStack's rules really fire: there the producer's ticks every minute, beside the run,
+#: split over two shards (producer_shards): two rules whose ticks name their shard.
+REAL_TICKS = {"schedule_expression": "rate(1 minute)", "producer_shards": 2}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,11 @@ def test_schedules_tick_for_real_only_where_the_emulator_fires_them(pipeline, em
         # the same descriptors again, landing once.
         assert summary["schedule_ticks"] >= 1
         assert summary["ticked_descriptors"] == 0
+        # every producer tick ran for one shard, never for all the devices
+        assert summary["tick_shards"], summary
+        assert set(summary["tick_shards"]) <= {"0/2", "1/2"}, summary["tick_shards"]
+        # shaped by LocalStack's own input transformer, not by the runner
+        assert summary["shaped_ticks"] >= 1
     else:
         assert summary["schedule_ticks"] == 0
 

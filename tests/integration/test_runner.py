@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from localstack.runner import FunctionPool, LocalLambda, discover
 from localstack.runtime import lambda_runtime
 from localstack.stack import EMULATOR_CREDENTIALS
+from producer.produce import parse_event
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).parent / "probe_function"
@@ -200,3 +202,42 @@ def test_an_s3_event_that_keeps_failing_is_retried_then_dead_lettered_with_its_e
     assert record["responsePayload"]["errorMessage"] == "cannot convert raw/a+b%3Dc"
     assert runner.stats.async_retries == 1
     assert runner.stats.s3_events == 1
+
+
+def test_a_rule_with_an_input_transformer_shapes_the_tick_it_fires(probe, client):
+    # given a rule like producer_shards' shard 1 of 3: a target with an input transformer
+    events, prefix = client("events"), probe["name"].removesuffix("-probe")
+    rule_arn = events.put_rule(Name=f"{prefix}-schedule-1", ScheduleExpression="rate(1 hour)")[
+        "RuleArn"
+    ]
+    function_arn = client("lambda").get_function_configuration(FunctionName=probe["name"])[
+        "FunctionArn"
+    ]
+    template = (
+        '{"detail-type": "Scheduled Event", "source": "aws.events", "time": "<time>", '
+        '"resources": ["<rule>"], "shard": 1, "shards": 3}'
+    )
+    events.put_targets(
+        Rule=f"{prefix}-schedule-1",
+        Targets=[
+            {
+                "Id": "producer-1",
+                "Arn": function_arn,
+                "InputTransformer": {
+                    "InputPathsMap": {"time": "$.time", "rule": "$.resources[0]"},
+                    "InputTemplate": template,
+                },
+            }
+        ],
+    )
+    # when the runner reads the wiring and fires the rule
+    wiring = discover(client, prefix, "us-east-1")
+    [schedule] = wiring.schedules
+    with LocalLambda(wiring, probe["pool"], client) as runner:
+        [future] = runner.fire_schedule(schedule, datetime(2026, 11, 27, 9, 5, tzinfo=UTC))
+        outcome = future.result(timeout=60)
+    # then the function gets the tick shaped by the transformer: its time, rule and shard
+    event = outcome.result["event"]
+    assert event["resources"] == [rule_arn]
+    request = parse_event(event, 3600)
+    assert (request.kind, request.end.hour, request.shard) == ("schedule", 9, (1, 3))

@@ -10,6 +10,7 @@ def lambda_handler(event, context):
         return {
             "remaining_ms": context.get_remaining_time_in_millis(),
             "request_id": context.aws_request_id,
+            "event": event,
         }
     failures = []
     for record in event["Records"]:
