@@ -121,8 +121,8 @@ def deliver(
         )
         return part
 
-    if len(calls) == 1:
-        parts = [send(*calls[0])]
+    if len(calls) <= 1:
+        parts = [send(*call) for call in calls]
     else:
         with ThreadPoolExecutor(
             max_workers=min(CALL_THREADS, len(calls)), thread_name_prefix="deliver"

@@ -112,3 +112,9 @@ def test_a_batch_needing_many_calls_makes_them_side_by_side():
         assert data in firehose.streams[stream_for(key, streams)]
     assert len(firehose.calls) == len(firehose.streams)
     assert 1 < firehose.most_in_flight <= CALL_THREADS
+
+
+def test_nothing_to_deliver_makes_no_call():
+    firehose = FakeFirehose()
+    report = deliver([], streams=["s"], firehose=firehose)
+    assert (report.delivered, report.failed, firehose.calls) == ([], {}, [])
