@@ -12,6 +12,13 @@ clock) and make those reads cheap:
 * the retention check reads the queue's own retention period;
 * the SQS models' clock is ``time.time()``, the value the datetime arithmetic computes.
 
+And a race: moto's server runs requests on threads, and its SQS queues check and change
+their messages without a lock. Two ReceiveMessage calls at once can both take a message,
+and two DeleteMessage calls at once rebuild the message list from the same copy, so one
+delete is lost and its message comes back after the visibility timeout (with two
+consumers, one batch in twenty). Receiving (the scan, not the long-poll wait), deleting
+and changing visibility now hold the queue's own lock, the one moto takes to add.
+
 And one in its HTTP front: for every request moto lists its own package folder (about 160
 entries, each checked with ``isdir``), twice, while holding the lock every request needs, so
 concurrent requests queue behind directory listings. The list never changes while the
@@ -81,6 +88,35 @@ def _retained(self: Any, queue_name: str, message: Any) -> bool:
 
 
 sqs_models_unix_time = sqs_models.unix_time  # type: ignore[attr-defined]
+_moto_receive = sqs_models.SQSBackend.receive_message
+_moto_delete = sqs_models.Queue.delete_message
+_moto_change_visibility = sqs_models.SQSBackend.change_message_visibility
+
+
+def _receive(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *rest: Any) -> Any:
+    """moto's receive (``rest``: the visibility timeout and the attribute names, as moto
+    passes them), its scan under the queue's lock and its long-poll wait outside it."""
+    queue = self.get_queue(queue_name)
+    deadline = time.time() + wait_seconds_timeout
+    while True:
+        with queue._messages_lock:
+            found = _moto_receive(self, queue_name, count, 0, *rest)
+        left = deadline - time.time()
+        if found or left <= 0:
+            return found
+        queue.wait_for_messages(min(1.0, left))
+
+
+def _delete(self: Any, receipt_handle: str) -> None:
+    with self._messages_lock:
+        _moto_delete(self, receipt_handle)
+
+
+def _change_visibility(
+    self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+) -> None:
+    with self.get_queue(queue_name)._messages_lock:
+        _moto_change_visibility(self, queue_name, receipt_handle, visibility_timeout)
 
 
 def patch_server() -> None:
@@ -91,11 +127,14 @@ def patch_server() -> None:
 
 
 def patch_sqs() -> None:
-    """Apply the two fixes to moto's SQS models (idempotent)."""
+    """Apply the fixes to moto's SQS models (idempotent)."""
     sqs_models.unix_time = _unix_time  # type: ignore[attr-defined]
     sqs_models.unix_time_millis = _unix_time_millis  # type: ignore[attr-defined]
     sqs_models.SQSBackend.is_message_valid_based_on_retention_period = _retained  # type: ignore[method-assign]
     sqs_models.Queue.attributes = property(_LazyAttributes)  # type: ignore[assignment]
+    sqs_models.SQSBackend.receive_message = _receive  # type: ignore[method-assign,assignment]
+    sqs_models.Queue.delete_message = _delete  # type: ignore[method-assign]
+    sqs_models.SQSBackend.change_message_visibility = _change_visibility  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:

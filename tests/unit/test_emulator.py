@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime
 from types import SimpleNamespace
@@ -54,3 +55,30 @@ def test_server_reads_moto_modules_once_and_lists_the_same_services():
     assert list(moto_backends.list_of_moto_modules()) == listed
     assert moto_backends.list_of_moto_modules is first
     assert "sqs" in listed and "firehose" in listed
+
+
+def test_concurrent_consumers_take_each_message_once_and_every_delete_holds():
+    # given moto's SQS with the emulator's fixes, and 1,000 messages
+    emulator.patch_sqs()
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    queue = backend.create_queue("race", VisibilityTimeout="60")
+    for i in range(1000):
+        backend.send_message(queue.name, f"m{i}")
+    received: list[str] = []
+
+    def consume() -> None:
+        while got := backend.receive_message(queue.name, 10, 0, 60):
+            received.extend(m.body for m in got)
+            for m in got:
+                backend.delete_message(queue.name, m.receipt_handle)
+
+    # when eight consumers receive and delete at once (unfixed, some take the same
+    # message, and some deletes are lost)
+    threads = [threading.Thread(target=consume) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then each message was received once and none is left
+    assert sorted(received) == sorted(f"m{i}" for i in range(1000))
+    assert queue._messages == []
