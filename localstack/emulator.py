@@ -17,7 +17,8 @@ their messages without a lock. Two ReceiveMessage calls at once can both take a 
 and two DeleteMessage calls at once rebuild the message list from the same copy, so one
 delete is lost and its message comes back after the visibility timeout (with two
 consumers, one batch in twenty). Receiving (the scan, not the long-poll wait), deleting
-and changing visibility now hold the queue's own lock, the one moto takes to add.
+and changing visibility now hold the queue's own lock, the one moto takes to add; and a
+delete stops at the message it deletes instead of rebuilding the list.
 
 And one in its HTTP front: for every request moto lists its own package folder (about 160
 entries, each checked with ``isdir``), twice, while holding the lock every request needs, so
@@ -39,6 +40,7 @@ from typing import Any
 from moto import backends as moto_backends
 from moto import server
 from moto.core.utils import camelcase_to_underscores
+from moto.sqs import exceptions as sqs_exceptions
 from moto.sqs import models as sqs_models
 
 
@@ -89,7 +91,6 @@ def _retained(self: Any, queue_name: str, message: Any) -> bool:
 
 sqs_models_unix_time = sqs_models.unix_time  # type: ignore[attr-defined]
 _moto_receive = sqs_models.SQSBackend.receive_message
-_moto_delete = sqs_models.Queue.delete_message
 _moto_change_visibility = sqs_models.SQSBackend.change_message_visibility
 
 
@@ -108,8 +109,22 @@ def _receive(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, 
 
 
 def _delete(self: Any, receipt_handle: str) -> None:
+    """moto's delete, under the queue's lock, and stopping at the message it deletes:
+    moto walks every message twice, building a list of handles for each, so deleting a
+    queue of n messages cost n^2 (4,000 messages: most of the emulator's time)."""
     with self._messages_lock:
-        _moto_delete(self, receipt_handle)
+        if receipt_handle in self.deleted_messages:
+            return  # deleting twice is fine, as in moto and SQS
+        for index, message in enumerate(self._messages):
+            if (
+                message.receipt_handle == receipt_handle
+                or receipt_handle in message._old_receipt_handles
+            ):
+                del self._messages[index]
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+                return
+        raise sqs_exceptions.ReceiptHandleIsInvalid()
 
 
 def _change_visibility(

@@ -8,7 +8,9 @@ import time
 from datetime import datetime
 from types import SimpleNamespace
 
+import pytest
 from moto import backends as moto_backends
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import sqs_backends
 
 from localstack import emulator
@@ -82,3 +84,23 @@ def test_concurrent_consumers_take_each_message_once_and_every_delete_holds():
     # then each message was received once and none is left
     assert sorted(received) == sorted(f"m{i}" for i in range(1000))
     assert queue._messages == []
+
+
+def test_delete_keeps_moto_semantics():
+    emulator.patch_sqs()
+    backend = sqs_backends["123456789012"]["us-east-1"]
+    queue = backend.create_queue("deletes", VisibilityTimeout="60")
+    for body in ("a", "b", "c"):
+        backend.send_message(queue.name, body)
+    [first] = backend.receive_message(queue.name, 1, 0, 60)
+    # a message received again keeps its old handles: either deletes it
+    backend.change_message_visibility(queue.name, first.receipt_handle, 0)
+    [again] = backend.receive_message(queue.name, 1, 0, 60)
+    assert again.body == first.body and again.receipt_handle != first.receipt_handle
+    backend.delete_message(queue.name, first.receipt_handle)
+    assert [m.body for m in queue._messages] == ["b", "c"]
+    # deleting twice is fine; a handle never given is not
+    backend.delete_message(queue.name, again.receipt_handle)
+    with pytest.raises(ReceiptHandleIsInvalid):
+        backend.delete_message(queue.name, "never-given")
+    assert [m.body for m in queue._messages] == ["b", "c"]
