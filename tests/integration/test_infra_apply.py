@@ -241,6 +241,7 @@ def test_consumer_mapping_is_configured_but_disabled_on_the_emulator(
                 "FANOUT_QUEUE_URL",
                 "FANOUT_API_BASE_URL",
                 "FANOUT_WINDOW",
+                "FANOUT_SEND_THREADS",
                 "FANOUT_LOG_LEVEL",
                 "FANOUT_METRICS_NAMESPACE",
             },
