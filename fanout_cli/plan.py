@@ -9,8 +9,9 @@ derives for each rate:
   batch takes, the documents per second of one invocation, and the concurrency the rate
   needs (steady, and the maximum to give the event source);
 * the Firehose streams and buffering, the objects they deliver, and the writer's share;
-* the producer's memory, threads and seconds per tick;
-* every limit's use, and the one that binds first;
+* the producer's memory, threads, shards and seconds per tick, and the compactor's runs;
+* every limit's use, the one that binds first and the way past it (``--ceilings``: the
+  rate at which each one binds);
 * the cost per hour, per million documents and per month (730 hours).
 
 The rate is steady: ``--docs-per-hour`` documents, each ``--values-per-doc`` integers. The
@@ -19,7 +20,8 @@ that burst takes to drain as the event source scales up. Prices are on-demand, f
 tier, no free tier, for us-east-1: another region gets limits, not costs.
 
     fanout plan
-    fanout plan --docs-per-hour 5000000 --values-per-doc 1000 --tfvars
+    fanout plan --docs-per-hour 5M --values-per-doc 1000 --tfvars
+    fanout plan --ceilings --values-per-doc 10000
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ HOURS_PER_MONTH = 730
 MIB = 1 << 20
 GIB = 1 << 30
 
-# Choices the plan makes, not facts about AWS (README, "Planning capacity").
+# Choices the plan makes, not facts about AWS (README, "Planning capacity and cost").
 OVERHEAD_SHARE = 0.05  # at most this share of a batch spent outside its documents
 TIMEOUT_SHARE = 0.25  # a batch takes at most this share of the function's timeout
 MEMORY_SHARE = 0.8  # a batch's records use at most this share of the function's memory
