@@ -621,10 +621,14 @@ def hourly_cost(p: Plan, ref: Reference) -> dict[str, float]:
         + p.compaction_seconds_per_hour * COMPACTOR_MEMORY_MB / 1024
     )
     invocations = batches + p.objects_per_hour + p.producer_shards + p.compaction_runs_per_hour
-    # SQS: a SendMessageBatch, a ReceiveMessage and a DeleteMessageBatch per ten messages
-    # (each well under 64 KB), and the pollers' empty long polls (20 s each) when idle.
+    # SQS: a SendMessageBatch, a ReceiveMessage and a DeleteMessageBatch per ten messages,
+    # each billed per 64 KB of its payload, and the pollers' empty long polls (20 s each)
+    # when idle.
     idle_polls = ref.assumptions["idle_pollers"] * 3600 / ref.limits["sqs_long_poll_seconds"]
-    sqs_requests = 3 * w.docs_per_hour / ref.limits["sqs_messages_per_call"]
+    per_call = ref.limits["sqs_messages_per_call"]
+    chunk = ref.prices["sqs_request_chunk_bytes"]
+    payload = per_call * ref.assumptions["sqs_event_bytes_per_message"]
+    sqs_requests = 3 * math.ceil(payload / chunk) * w.docs_per_hour / per_call
     sqs_requests = max(sqs_requests, idle_polls)
     firehose_gb = w.docs_per_hour * p.billed_record_bytes / GIB
     # S3: Firehose's PUT per object, the writer's GET and parquet PUT (multipart above

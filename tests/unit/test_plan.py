@@ -243,3 +243,12 @@ def test_command_prints_ceilings(capsys):
     first = out.splitlines()[2]
     assert first.split()[:4] == ["Firehose", "MiB/s", "per", "stream"]
     assert "3.16M" in first and "firehose_streams" in first
+
+
+def test_sqs_bills_each_64_kb_of_a_request(ref):
+    # given ten 1 KB messages a call: one 64 KB chunk, 3 requests per ten documents
+    work = plan.Workload(docs_per_hour=1e6)
+    assert plan.plan(work, ref).cost_per_hour["sqs"] == pytest.approx(3e5 * 0.4e-6)
+    # when each message carries 10 KB: 100 KB a call, billed as two requests
+    heavy = replace(ref, assumptions={**ref.assumptions, "sqs_event_bytes_per_message": 10_000})
+    assert plan.plan(work, heavy).cost_per_hour["sqs"] == pytest.approx(6e5 * 0.4e-6)
