@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from writer.compact import live_keys, partition_dates
+from writer.compact import RangedObject, live_keys, partition_dates
 
 WRITTEN = "written"
 DEAD_LETTERED = "dead_lettered"
@@ -181,56 +181,7 @@ def reconcile(
 
 # Reading the lake and the quarantine without downloading them whole (status, report).
 
-#: Bytes read from the end of a parquet file at once: its footer, in one ranged GET.
-TAIL_BYTES = 64 * 1024
 _PARQUET_MAGIC = b"PAR1"
-
-
-class RangedObject(io.RawIOBase):
-    """An S3 object read with ranged GETs; the last :data:`TAIL_BYTES` are fetched once,
-    so a parquet footer costs one request and a column one more per row group."""
-
-    def __init__(self, s3: Any, bucket: str, key: str, size: int) -> None:
-        super().__init__()
-        self._s3, self._bucket, self._key, self._size = s3, bucket, key, size
-        self._position = 0
-        self._tail_start = max(0, size - TAIL_BYTES)
-        self._tail: bytes | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def _get(self, start: int, end: int) -> bytes:
-        response = self._s3.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end - 1}"
-        )
-        data: bytes = response["Body"].read()
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        end = min(self._position + len(buffer), self._size)
-        if end <= self._position:
-            return 0
-        if self._position >= self._tail_start:
-            if self._tail is None:
-                self._tail = self._get(self._tail_start, self._size)
-            data = self._tail[self._position - self._tail_start : end - self._tail_start]
-        else:
-            data = self._get(self._position, end)
-        memoryview(buffer)[: len(data)] = data
-        self._position += len(data)
-        return len(data)
 
 
 @dataclass(frozen=True)

@@ -282,11 +282,13 @@ def compact_partition(
     }
     with tempfile.TemporaryDirectory(prefix="fanout-compact-") as directory:
         seen: set[str] = set()
-        result.kept = kept = _seed_seen(s3, bucket, sorted(big), seen)
+        result.kept = kept = _seed_seen(s3, bucket, [listing.files[k] for k in sorted(big)], seen)
         inputs = [key for key in live if key not in kept]
         # One file never repeats a row of its own (the writer and compaction both drop
         # repeats), so a lone input needs work only if it repeats a kept file's rows.
-        lone = len(inputs) == 1 and (not seen or seen.isdisjoint(_ids(s3, bucket, inputs[0])))
+        lone = len(inputs) == 1 and (
+            not seen or seen.isdisjoint(_ids(s3, bucket, listing.files[inputs[0]]))
+        )
         if not inputs or lone:
             log.info("nothing to compact", extra={"partition": prefix, "files": len(live)})
             return result
@@ -417,26 +419,26 @@ def _settle(s3: Any, bucket: str, listing: PartitionListing, orphan_age: timedel
     return len(leftovers) + len(orphans) + len(unreferenced)
 
 
-def _seed_seen(s3: Any, bucket: str, keys: list[str], seen: set[str]) -> list[str]:
+def _seed_seen(s3: Any, bucket: str, files: list[StoredFile], seen: set[str]) -> list[str]:
     """Add the descriptor ids of the big compacted files to ``seen``; return those kept.
 
     A big file that repeats an id of another (two runs overlapped) is not kept: it is
     rewritten with the inputs instead.
     """
     kept = []
-    for key in keys:
-        ids = _ids(s3, bucket, key)
+    for stored in files:
+        ids = _ids(s3, bucket, stored)
         if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
             seen.update(ids)
-            kept.append(key)
+            kept.append(stored.key)
         else:
-            log.warning("compacted file repeats rows; rewriting it", extra={"key": key})
+            log.warning("compacted file repeats rows; rewriting it", extra={"key": stored.key})
     return kept
 
 
-def _ids(s3: Any, bucket: str, key: str) -> list[str]:
+def _ids(s3: Any, bucket: str, stored: StoredFile) -> list[str]:
     """The descriptor ids of one parquet object, read without downloading the rest."""
-    with _RangedObject(s3, bucket, key) as source:
+    with RangedObject(s3, bucket, stored.key, stored.size) as source:
         column = pq.ParquetFile(source).read(columns=["descriptor_id"]).column(0)
     ids: list[str] = column.to_pylist()
     return ids
@@ -606,16 +608,20 @@ def _delete(s3: Any, bucket: str, keys: list[str]) -> None:
             raise PartitionChangedError(f"could not delete {len(errors)} objects: {errors[:3]}")
 
 
-class _RangedObject(io.RawIOBase):
-    """An S3 object read with ranged GETs: a parquet footer and one column, not the file."""
+#: Bytes read from the end of a parquet file at once: its footer, in one ranged GET.
+TAIL_BYTES = 64 * 1024
 
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+
+class RangedObject(io.RawIOBase):
+    """An S3 object read with ranged GETs; the last :data:`TAIL_BYTES` are fetched once,
+    so a parquet footer costs one request and a column one more per row group."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, size: int) -> None:
         super().__init__()
-        self._s3 = s3
-        self._bucket = bucket
-        self._key = key
-        self._size: int = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        self._s3, self._bucket, self._key, self._size = s3, bucket, key, size
         self._position = 0
+        self._tail_start = max(0, size - TAIL_BYTES)
+        self._tail: bytes | None = None
 
     def readable(self) -> bool:
         return True
@@ -631,14 +637,23 @@ class _RangedObject(io.RawIOBase):
         self._position = max(0, base + offset)
         return self._position
 
+    def _get(self, start: int, end: int) -> bytes:
+        response = self._s3.get_object(
+            Bucket=self._bucket, Key=self._key, Range=f"bytes={start}-{end - 1}"
+        )
+        data: bytes = response["Body"].read()
+        return data
+
     def readinto(self, buffer: Any) -> int:
         end = min(self._position + len(buffer), self._size)
         if end <= self._position:
             return 0
-        response = self._s3.get_object(
-            Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{end - 1}"
-        )
-        data = response["Body"].read()
+        if self._position >= self._tail_start:
+            if self._tail is None:
+                self._tail = self._get(self._tail_start, self._size)
+            data = self._tail[self._position - self._tail_start : end - self._tail_start]
+        else:
+            data = self._get(self._position, end)
         memoryview(buffer)[: len(data)] = data
         self._position += len(data)
         return len(data)
