@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from consumer.deliver import CALL_THREADS
+from fanout_cli.status import table
 from fanout_cli.target import CliError
 
 DATA = Path(__file__).with_name("aws_limits_prices.toml")
@@ -683,7 +684,7 @@ def rows(plans: Sequence[Plan]) -> list[tuple[str, list[str]]]:
     def each(render: Any) -> list[str]:
         return [render(p) for p in plans]
 
-    table: list[tuple[str, list[str]]] = [
+    found: list[tuple[str, list[str]]] = [
         ("documents per hour", each(lambda p: _si(p.workload.docs_per_hour))),
         ("documents per second", each(lambda p: f"{p.docs_per_second:,.1f}")),
         (
@@ -734,23 +735,23 @@ def rows(plans: Sequence[Plan]) -> list[tuple[str, list[str]]]:
         ),
         ("", []),
     ]
-    table += [
+    found += [
         (f"use of {name}", each(lambda p, i=i: f"{p.limits[i].share:.0%}"))
         for i, name in enumerate(limit.name for limit in plans[0].limits)
     ]
-    table.append(("binds first", each(lambda p: f"{p.binding.name} ({p.binding.share:.0%})")))
+    found.append(("binds first", each(lambda p: f"{p.binding.name} ({p.binding.share:.0%})")))
     if all(p.priced for p in plans):
-        table += [("", [])]
+        found += [("", [])]
         for service in plans[0].cost_per_hour:
-            table.append(
+            found.append(
                 (f"{service} per hour", each(lambda p, s=service: _money(p.cost_per_hour[s])))
             )
-        table += [
+        found += [
             ("total per hour", each(lambda p: _money(p.hourly_cost))),
             ("per million documents", each(lambda p: _money(p.cost_per_million_docs))),
             ("per month (730 h)", each(lambda p: _money(p.monthly_cost))),
         ]
-    return table
+    return found
 
 
 def print_plans(plans: Sequence[Plan], ref: Reference, out: TextIO, as_json: bool) -> None:
@@ -764,15 +765,9 @@ def print_plans(plans: Sequence[Plan], ref: Reference, out: TextIO, as_json: boo
         }
         out.write(json.dumps(found, indent=2) + "\n")
         return
-    table = rows(plans)
-    label = max(len(name) for name, _ in table)
-    widths = [max(len(cells[i]) for _, cells in table if cells) for i in range(len(plans))]
-    for name, cells in table:
-        if not cells:
-            out.write("\n")
-            continue
-        line = "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-        out.write(f"{name.ljust(label)}  {line}\n")
+    # status's table: the first row (documents per hour) heads it; blank rows part sections.
+    cells = [[name, *values] if values else [""] * (len(plans) + 1) for name, values in rows(plans)]
+    out.writelines(line.rstrip() + "\n" for line in table(cells[0], cells[1:]))
     binding = {p.binding.name: p.binding.past for p in plans if p.binding.share >= 0.5}
     for name, past in binding.items():
         out.write(f"\nway past {name}: {past}")
