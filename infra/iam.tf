@@ -47,10 +47,31 @@ locals {
       function => "${local.arn_prefix}:logs:${var.aws_region}:${local.account_id}:log-group:/aws/lambda/${name}"
     }
   }
+}
+
+# What every function's role allows beside its own work: its log group, X-Ray, and, for
+# those invoked asynchronously, the on-failure destination.
+data "aws_iam_policy_document" "lambda_common" {
+  for_each = local.function_names
+
+  dynamic "statement" {
+    for_each = local.functions[each.key].asynchronous ? [local.arns.failed_invocations_queue] : []
+    content {
+      sid       = "OnFailureDestination"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${local.arns.lambda_log_groups[each.key]}:*"]
+  }
 
   # X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions: "*"
   # is the only resource they accept, and the only wildcard in these policies.
-  xray_statement = {
+  statement {
     sid       = "WriteTraces"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
@@ -71,28 +92,12 @@ resource "aws_iam_role_policy" "producer" {
 }
 
 data "aws_iam_policy_document" "producer" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_common["producer"].json]
+
   statement {
     sid       = "EnqueueRequests"
     actions   = ["sqs:SendMessage"]
     resources = [local.arns.requests_queue]
-  }
-
-  statement {
-    sid       = "OnFailureDestination"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.arns.failed_invocations_queue]
-  }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.arns.lambda_log_groups.producer}:*"]
-  }
-
-  statement {
-    sid       = local.xray_statement.sid
-    actions   = local.xray_statement.actions
-    resources = local.xray_statement.resources
   }
 }
 
@@ -110,6 +115,8 @@ resource "aws_iam_role_policy" "consumer" {
 }
 
 data "aws_iam_policy_document" "consumer" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_common["consumer"].json]
+
   statement {
     sid = "ConsumeRequests"
     # Receive, Delete and GetQueueAttributes for the event source mapping; GetQueueUrl and
@@ -136,18 +143,6 @@ data "aws_iam_policy_document" "consumer" {
     actions   = ["s3:PutObject"]
     resources = ["${local.arns.bucket}/${var.quarantine_prefix}consumer/*"]
   }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.arns.lambda_log_groups.consumer}:*"]
-  }
-
-  statement {
-    sid       = local.xray_statement.sid
-    actions   = local.xray_statement.actions
-    resources = local.xray_statement.resources
-  }
 }
 
 # Writer
@@ -164,6 +159,8 @@ resource "aws_iam_role_policy" "writer" {
 }
 
 data "aws_iam_policy_document" "writer" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_common["writer"].json]
+
   statement {
     sid       = "ReadRaw"
     actions   = ["s3:GetObject"]
@@ -192,24 +189,6 @@ data "aws_iam_policy_document" "writer" {
       values   = ["${var.raw_prefix}*"]
     }
   }
-
-  statement {
-    sid       = "OnFailureDestination"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.arns.failed_invocations_queue]
-  }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.arns.lambda_log_groups.writer}:*"]
-  }
-
-  statement {
-    sid       = local.xray_statement.sid
-    actions   = local.xray_statement.actions
-    resources = local.xray_statement.resources
-  }
 }
 
 # Compactor: reads, rewrites and deletes files of the parquet tree, nothing else.
@@ -226,6 +205,8 @@ resource "aws_iam_role_policy" "compactor" {
 }
 
 data "aws_iam_policy_document" "compactor" {
+  source_policy_documents = [data.aws_iam_policy_document.lambda_common["compactor"].json]
+
   statement {
     sid       = "RewriteParquet"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
@@ -242,24 +223,6 @@ data "aws_iam_policy_document" "compactor" {
       variable = "s3:prefix"
       values   = ["${var.parquet_prefix}*"]
     }
-  }
-
-  statement {
-    sid       = "OnFailureDestination"
-    actions   = ["sqs:SendMessage"]
-    resources = [local.arns.failed_invocations_queue]
-  }
-
-  statement {
-    sid       = "WriteLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.arns.lambda_log_groups.compactor}:*"]
-  }
-
-  statement {
-    sid       = local.xray_statement.sid
-    actions   = local.xray_statement.actions
-    resources = local.xray_statement.resources
   }
 }
 
