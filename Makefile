@@ -24,7 +24,7 @@ EMULATOR ?= moto
 .PHONY: help venv package run test test-fast e2e-localstack bench lint tf-check clean deploy deploy-local
 
 help: ## List every target with one line each
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  make run knobs: DEVICES=$(DEVICES) VALUES=$(VALUES) WINDOWS=$(WINDOWS) SEED=$(SEED) EMULATOR=$(EMULATOR) FAULTS=$(FAULTS)"
 
 $(VENV)/.installed: pyproject.toml
@@ -65,7 +65,7 @@ deploy: package ## Apply infra/ to the AWS account of your credentials (API_BASE
 run: package ## Run the pipeline end to end on a local emulator (DEVICES, VALUES, WINDOWS, SEED, FAULTS, EMULATOR)
 	$(PY) -m localstack.run --devices $(DEVICES) --values $(VALUES) --windows $(WINDOWS) --seed $(SEED) --faults "$(FAULTS)" --emulator $(EMULATOR)
 
-bench: venv ## Benchmarks against same-run baselines; results in build/bench.json (SECTIONS=consumer writer)
+bench: venv ## Benchmarks against same-run baselines; results in build/bench.json (SECTIONS=consumer writer scale; default all)
 	$(PY) -m bench $(SECTIONS)
 
 lint: venv ## ruff (format and lint) and mypy
